@@ -1,0 +1,206 @@
+//! Start stage: the validated settings every other module reads, and the URL origins that
+//! the gate compares and rewrites.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// Settings of `wasmgate serve`, checked before any port is bound.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub upstream: Origin,
+    /// Origin that clients use to reach the gate. When unset, each request's `Host` header
+    /// and scheme are used.
+    pub public_url: Option<Origin>,
+    /// Largest manifest body the gate buffers and validates, in bytes.
+    pub max_manifest_bytes: u64,
+}
+
+/// Default for `--max-manifest-bytes`: 4 MiB, the limit of Distribution, zot and Harbor.
+pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+/// Upper bound for `--max-manifest-bytes`, because every manifest push holds this much memory.
+pub const MAX_MANIFEST_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Self::Http => 80,
+            Self::Https => 443,
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("http") {
+            Some(Self::Http)
+        } else if text.eq_ignore_ascii_case("https") {
+            Some(Self::Https)
+        } else {
+            None
+        }
+    }
+}
+
+/// Scheme, host and port of a URL. Hosts are stored lowercase, IPv6 addresses with brackets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Origin {
+    /// Parses a base URL such as `https://registry.example.com:5000`. A path other than `/`,
+    /// a query, a fragment or user information is an error.
+    pub fn parse_base_url(text: &str) -> Result<Self, String> {
+        let (origin, rest) = Self::split(text)
+            .ok_or_else(|| format!("{text:?} is not an http or https URL such as http://127.0.0.1:5000"))?;
+        if !rest.is_empty() && rest != "/" {
+            return Err(format!(
+                "{text:?} has a path or query ({rest:?}); give only scheme, host and port, because the registry API lives at /v2/"
+            ));
+        }
+        Ok(origin)
+    }
+
+    /// Builds the origin of a request from its scheme and `Host` header value.
+    pub fn from_authority(scheme: Scheme, authority: &str) -> Option<Self> {
+        let (host, port) = split_host_port(authority)?;
+        Some(Self {
+            scheme,
+            host,
+            port: port.unwrap_or(scheme.default_port()),
+        })
+    }
+
+    /// The origin of a listening socket address.
+    pub fn of_socket(scheme: Scheme, address: SocketAddr) -> Self {
+        let host = match address {
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+        };
+        Self {
+            scheme,
+            host,
+            port: address.port(),
+        }
+    }
+
+    /// Splits an absolute URL into its origin and the rest (path, query and fragment, raw).
+    fn split(url: &str) -> Option<(Self, &str)> {
+        let (scheme, after_scheme) = url.split_once("://")?;
+        let scheme = Scheme::parse(scheme)?;
+        let end = after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len());
+        let (authority, rest) = after_scheme.split_at(end);
+        if authority.contains('@') {
+            return None;
+        }
+        Some((Self::from_authority(scheme, authority)?, rest))
+    }
+
+    /// Returns the rest of `url` (path and query, byte for byte) when `url` is absolute and
+    /// has this origin.
+    pub fn strip_from<'a>(&self, url: &'a str) -> Option<&'a str> {
+        match Self::split(url) {
+            Some((origin, rest)) if origin == *self => Some(rest),
+            _ => None,
+        }
+    }
+
+    /// `host[:port]`, omitting the scheme's default port.
+    pub fn authority(&self) -> String {
+        if self.port == self.scheme.default_port() {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme.as_str(), self.authority())
+    }
+}
+
+/// Splits `host[:port]` or `[v6]:port`; the host is lowercased.
+fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (address, after) = bracketed.split_once(']')?;
+        let port = match after {
+            "" => None,
+            other => Some(other.strip_prefix(':')?),
+        };
+        (format!("[{address}]"), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host.to_owned(), Some(port)),
+            None => (authority.to_owned(), None),
+        }
+    };
+    let valid_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b".-_[]:%".contains(&byte));
+    if !valid_host {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(text) => Some(text.parse::<u16>().ok().filter(|port| *port != 0)?),
+    };
+    Some((host.to_ascii_lowercase(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_parsing() {
+        let origin = Origin::parse_base_url("HTTP://Registry.Example:5000/").expect("valid");
+
+        assert_eq!(origin.to_string(), "http://registry.example:5000");
+        assert_eq!(Origin::parse_base_url("https://r.example").expect("valid").port, 443);
+        assert!(Origin::parse_base_url("ftp://r.example").is_err());
+        assert!(Origin::parse_base_url("http://r.example/v2").is_err());
+        assert!(Origin::parse_base_url("http://user:pw@r.example").is_err());
+        assert!(Origin::parse_base_url("http://r.example:99999").is_err());
+        assert!(Origin::parse_base_url("127.0.0.1:5000").is_err());
+    }
+
+    #[test]
+    fn strip_keeps_the_raw_rest() {
+        let upstream = Origin::parse_base_url("http://127.0.0.1:5000").expect("valid");
+
+        assert_eq!(
+            upstream.strip_from("http://127.0.0.1:5000/v2/a/blobs/uploads/x?_state=a%2Bb&z=1"),
+            Some("/v2/a/blobs/uploads/x?_state=a%2Bb&z=1")
+        );
+        assert_eq!(upstream.strip_from("HTTP://127.0.0.1:5000"), Some(""));
+        assert_eq!(upstream.strip_from("http://127.0.0.1:5001/v2/"), None);
+        assert_eq!(upstream.strip_from("https://127.0.0.1:5000/v2/"), None);
+        assert_eq!(upstream.strip_from("/v2/relative"), None);
+    }
+
+    #[test]
+    fn ipv6_and_default_ports() {
+        let origin = Origin::from_authority(Scheme::Http, "[::1]:5050").expect("valid");
+
+        assert_eq!(origin.to_string(), "http://[::1]:5050");
+        let default = Origin::from_authority(Scheme::Https, "gate.example:443").expect("valid");
+        assert_eq!(default.to_string(), "https://gate.example");
+    }
+}

@@ -1,0 +1,290 @@
+//! Respond stage: the one error type of the request path and the one function that renders
+//! it as an OCI error response. Errors are grouped by who is at fault: the client (4xx, a
+//! [`Rejection`] carrying the rule that failed), the upstream (502/504, or its own answer
+//! relayed unchanged), or the gate itself (500).
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::body::{Body, full};
+
+/// Header that registries send with every answer, and that clients look for on errors.
+pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
+
+/// Error codes of the distribution specification, plus the `UNKNOWN` and `UNAVAILABLE` codes
+/// that registries use outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    NameInvalid,
+    TagInvalid,
+    Unavailable,
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DigestInvalid => "DIGEST_INVALID",
+            Self::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            Self::ManifestInvalid => "MANIFEST_INVALID",
+            Self::NameInvalid => "NAME_INVALID",
+            Self::TagInvalid => "TAG_INVALID",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// Every rule a manifest push can break. The kebab-case name appears as `detail.rule` in the
+/// error body and in the rejection log line, so operators can search for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    ManifestPathEncoded,
+    NameGrammar,
+    TagGrammar,
+    DigestGrammar,
+    DigestAlgorithm,
+    ReferenceDigestMismatch,
+    ManifestTooLarge,
+    BodyReadFailed,
+    ContentTypeMissing,
+    ContentTypeUnsupported,
+    SchemaOne,
+    Utf8,
+    JsonSyntax,
+    NotAnObject,
+    DuplicateKey,
+    CaseVariantKey,
+    MediaTypeMismatch,
+    AmbiguousManifest,
+    AmbiguousIndex,
+    SchemaVersion,
+    MissingField,
+    FieldType,
+    MediaTypeGrammar,
+    SizeNegative,
+    AnnotationValue,
+    DataMismatch,
+    ArtifactTypeRequired,
+    WasmManifestType,
+    WasmConfigType,
+    WasmLayerCount,
+    WasmLayerType,
+    ConfigTooLarge,
+    ConfigBlobUnknown,
+    ConfigSizeMismatch,
+    ConfigDigestMismatch,
+    ConfigCreated,
+    ConfigArchitecture,
+    ConfigOs,
+    ConfigLayerDigests,
+    ConfigComponent,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ManifestPathEncoded => "manifest-path-encoded",
+            Self::NameGrammar => "name-grammar",
+            Self::TagGrammar => "tag-grammar",
+            Self::DigestGrammar => "digest-grammar",
+            Self::DigestAlgorithm => "digest-algorithm",
+            Self::ReferenceDigestMismatch => "reference-digest-mismatch",
+            Self::ManifestTooLarge => "manifest-too-large",
+            Self::BodyReadFailed => "body-read-failed",
+            Self::ContentTypeMissing => "content-type-missing",
+            Self::ContentTypeUnsupported => "content-type-unsupported",
+            Self::SchemaOne => "schema-1",
+            Self::Utf8 => "utf-8",
+            Self::JsonSyntax => "json-syntax",
+            Self::NotAnObject => "not-an-object",
+            Self::DuplicateKey => "duplicate-key",
+            Self::CaseVariantKey => "case-variant-key",
+            Self::MediaTypeMismatch => "media-type-mismatch",
+            Self::AmbiguousManifest => "manifest-with-manifests",
+            Self::AmbiguousIndex => "index-with-config-or-layers",
+            Self::SchemaVersion => "schema-version",
+            Self::MissingField => "missing-field",
+            Self::FieldType => "field-type",
+            Self::MediaTypeGrammar => "media-type-grammar",
+            Self::SizeNegative => "size-negative",
+            Self::AnnotationValue => "annotation-value",
+            Self::DataMismatch => "data-mismatch",
+            Self::ArtifactTypeRequired => "artifact-type-required",
+            Self::WasmManifestType => "wasm-manifest-type",
+            Self::WasmConfigType => "wasm-config-type",
+            Self::WasmLayerCount => "wasm-layer-count",
+            Self::WasmLayerType => "wasm-layer-type",
+            Self::ConfigTooLarge => "config-too-large",
+            Self::ConfigBlobUnknown => "config-blob-unknown",
+            Self::ConfigSizeMismatch => "config-size-mismatch",
+            Self::ConfigDigestMismatch => "config-digest-mismatch",
+            Self::ConfigCreated => "config-created",
+            Self::ConfigArchitecture => "config-architecture",
+            Self::ConfigOs => "config-os",
+            Self::ConfigLayerDigests => "config-layer-digests",
+            Self::ConfigComponent => "config-component",
+        }
+    }
+}
+
+/// A push rejected because the client's input broke a rule. Nothing was forwarded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub rule: Rule,
+    /// A sentence saying what is wrong and how to fix it.
+    pub message: String,
+    /// JSON path of the offending value (`$.layers[0].digest`), when there is one.
+    pub path: Option<String>,
+    pub expected: Option<Value>,
+    pub found: Option<Value>,
+}
+
+impl Rejection {
+    /// Creates a `400 MANIFEST_INVALID` rejection, the most common kind.
+    pub fn manifest_invalid(rule: Rule, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ManifestInvalid,
+            rule,
+            message,
+        )
+    }
+
+    pub fn new(status: StatusCode, code: ErrorCode, rule: Rule, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            rule,
+            message: message.into(),
+            path: None,
+            expected: None,
+            found: None,
+        }
+    }
+
+    pub fn at(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    pub fn expected(mut self, value: impl Into<Value>) -> Self {
+        self.expected = Some(value.into());
+        self
+    }
+
+    pub fn found(mut self, value: impl Into<Value>) -> Self {
+        self.found = Some(value.into());
+        self
+    }
+
+    fn detail(&self) -> Value {
+        let mut detail = json!({ "rule": self.rule.as_str() });
+        if let Some(path) = &self.path {
+            detail["path"] = json!(path);
+        }
+        if let Some(expected) = &self.expected {
+            detail["expected"] = expected.clone();
+        }
+        if let Some(found) = &self.found {
+            detail["found"] = found.clone();
+        }
+        detail
+    }
+}
+
+/// An upstream answer that the gate passes to the client as it came, such as a 401 with its
+/// `WWW-Authenticate` challenge when the gate read a config blob with the client's
+/// credentials.
+#[derive(Debug)]
+pub struct UpstreamAnswer {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// Errors of the request path.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("{}", .0.message)]
+    Rejected(Box<Rejection>),
+
+    #[error("upstream answered {} to a validation read", .0.status)]
+    UpstreamAnswer(Box<UpstreamAnswer>),
+
+    #[error("upstream registry unreachable: {0}")]
+    UpstreamUnreachable(String),
+
+    #[error("upstream registry timed out: {0}")]
+    UpstreamTimeout(String),
+
+    #[error("upstream registry sent an invalid answer: {0}")]
+    UpstreamInvalid(String),
+}
+
+impl From<Rejection> for GateError {
+    fn from(rejection: Rejection) -> Self {
+        Self::Rejected(Box::new(rejection))
+    }
+}
+
+impl GateError {
+    /// The rejection inside, if the client is at fault.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            Self::Rejected(rejection) => Some(rejection),
+            _ => None,
+        }
+    }
+}
+
+/// Renders an error as the response the client receives. Rejections become the OCI error
+/// envelope; upstream failures become 502 or 504 with a generic message, because the log line
+/// carries the detail; relayed upstream answers keep their status, headers and body.
+pub fn error_response(error: GateError) -> Response<Body> {
+    match error {
+        GateError::Rejected(rejection) => oci_error(
+            rejection.status,
+            rejection.code,
+            &rejection.message,
+            rejection.detail(),
+        ),
+        GateError::UpstreamAnswer(answer) => {
+            let mut response = Response::new(full(answer.body));
+            *response.status_mut() = answer.status;
+            *response.headers_mut() = answer.headers;
+            response
+        }
+        GateError::UpstreamUnreachable(_) | GateError::UpstreamInvalid(_) => oci_error(
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::Unavailable,
+            "the upstream registry could not be reached or sent an invalid answer; retry later, and check the gate's log if this persists",
+            Value::Null,
+        ),
+        GateError::UpstreamTimeout(_) => oci_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::Unavailable,
+            "the upstream registry did not answer in time; retry later",
+            Value::Null,
+        ),
+    }
+}
+
+/// Builds an OCI error response: `{"errors":[{"code","message","detail"}]}`.
+pub fn oci_error(status: StatusCode, code: ErrorCode, message: &str, detail: Value) -> Response<Body> {
+    let body = json!({
+        "errors": [{ "code": code.as_str(), "message": message, "detail": detail }]
+    });
+    let mut response = Response::new(full(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+    response
+}

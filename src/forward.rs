@@ -1,0 +1,235 @@
+//! Relay stage: passes a request to the upstream and its answer back, streaming both bodies
+//! frame by frame. Only hop-by-hop headers are removed (RFC 9110 section 7.6.1), forwarding
+//! headers are set, and upstream-origin `Location` and `Link` URLs are rewritten to the
+//! public origin. Status codes, other headers and bodies pass unchanged, and redirects are
+//! never followed.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Version};
+
+use crate::body::{self, Body};
+use crate::config::{Origin, Scheme, Settings};
+use crate::error::GateError;
+use crate::upstream::Upstream;
+
+/// Hop-by-hop headers that are never forwarded, in addition to those that `Connection`
+/// names. `Expect` is answered by the gate's own HTTP server, so it is dropped too.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+];
+
+/// Forwarding headers the gate sets itself. Incoming values are dropped because a client
+/// could otherwise choose the host and scheme the registry writes into upload URLs.
+const FORWARDING: &[&str] = &["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"];
+
+/// Facts about the client side of one request.
+#[derive(Debug, Clone)]
+pub struct ClientSide {
+    pub peer: SocketAddr,
+    /// Origin the client used to reach the gate; upstream URLs are rewritten to it.
+    pub public: Origin,
+}
+
+impl ClientSide {
+    /// Works out the public origin: `--public-url`, else the request's `Host` (or the HTTP/2
+    /// `:authority`), else the listening address.
+    pub fn new<B>(request: &Request<B>, peer: SocketAddr, settings: &Settings) -> Self {
+        let public = settings.public_url.clone().unwrap_or_else(|| {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|value| value.to_str().ok())
+                .or_else(|| request.uri().authority().map(|authority| authority.as_str()));
+            host.and_then(|host| Origin::from_authority(Scheme::Http, host))
+                .unwrap_or_else(|| Origin::of_socket(Scheme::Http, settings.listen))
+        });
+        Self { peer, public }
+    }
+}
+
+/// Forwards `request` to the upstream and relays the answer.
+pub async fn forward(upstream: &Upstream, request: Request<Body>, client: &ClientSide) -> Result<Response<Body>, GateError> {
+    let (mut parts, body) = request.into_parts();
+
+    let path_and_query = parts.uri.path_and_query().map_or("/", |value| value.as_str());
+    parts.uri = upstream.uri(path_and_query)?;
+    parts.version = Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::HOST);
+    set_forwarding_headers(&mut parts.headers, client);
+
+    let response = upstream.send(Request::from_parts(parts, body)).await?;
+
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    rewrite_urls(&mut parts.headers, &upstream.origin, &client.public);
+    Ok(Response::from_parts(parts, body::stream(body)))
+}
+
+/// Removes hop-by-hop headers, including every header that `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide) {
+    for name in FORWARDING {
+        headers.remove(*name);
+    }
+    let peer = HeaderValue::from_str(&client.peer.ip().to_string()).expect("an IP address is a valid header value");
+    headers.insert("x-forwarded-for", peer);
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(client.public.scheme.as_str()));
+    if let Ok(host) = HeaderValue::from_str(&client.public.authority()) {
+        headers.insert("x-forwarded-host", host);
+    }
+}
+
+/// Rewrites `Location` and `Link` URLs on the upstream's origin to the public origin. The
+/// path and query are kept byte for byte; relative URLs and other origins are untouched.
+pub fn rewrite_urls(headers: &mut HeaderMap, upstream: &Origin, public: &Origin) {
+    if let Some(location) = headers.get(header::LOCATION)
+        && let Some(rewritten) = location.to_str().ok().and_then(|text| rewrite_url(text, upstream, public))
+        && let Ok(value) = HeaderValue::from_str(&rewritten)
+    {
+        headers.insert(header::LOCATION, value);
+    }
+
+    let links: Vec<HeaderValue> = headers.get_all(header::LINK).iter().cloned().collect();
+    if links.is_empty() {
+        return;
+    }
+    headers.remove(header::LINK);
+    for link in links {
+        let rewritten = link
+            .to_str()
+            .ok()
+            .map(|text| rewrite_link(text, upstream, public))
+            .and_then(|text| HeaderValue::from_str(&text).ok());
+        headers.append(header::LINK, rewritten.unwrap_or(link));
+    }
+}
+
+fn rewrite_url(url: &str, upstream: &Origin, public: &Origin) -> Option<String> {
+    upstream.strip_from(url).map(|rest| format!("{public}{rest}"))
+}
+
+/// Rewrites every `<URL>` of a `Link` header value (RFC 8288).
+fn rewrite_link(value: &str, upstream: &Origin, public: &Origin) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find('<') {
+        let Some(length) = rest[start..].find('>') else { break };
+        let url = &rest[start + 1..start + length];
+        out.push_str(&rest[..=start]);
+        out.push_str(&rewrite_url(url, upstream, public).unwrap_or_else(|| url.to_owned()));
+        out.push('>');
+        rest = &rest[start + length + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origins() -> (Origin, Origin) {
+        (
+            Origin::parse_base_url("http://127.0.0.1:5000").expect("valid"),
+            Origin::parse_base_url("https://gate.example").expect("valid"),
+        )
+    }
+
+    fn rewritten(name: HeaderName, values: &[&str]) -> Vec<String> {
+        let (upstream, public) = origins();
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(name.clone(), HeaderValue::from_str(value).expect("valid header"));
+        }
+        rewrite_urls(&mut headers, &upstream, &public);
+        headers
+            .get_all(name)
+            .iter()
+            .map(|value| value.to_str().expect("ASCII").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn location_on_upstream_origin_is_rewritten_raw() {
+        let values = rewritten(
+            header::LOCATION,
+            &["http://127.0.0.1:5000/v2/a/blobs/uploads/u?_state=x%2By%3D&digest=sha256%3Aab"],
+        );
+
+        assert_eq!(
+            values,
+            ["https://gate.example/v2/a/blobs/uploads/u?_state=x%2By%3D&digest=sha256%3Aab"]
+        );
+    }
+
+    #[test]
+    fn relative_and_foreign_locations_are_untouched() {
+        assert_eq!(rewritten(header::LOCATION, &["/v2/a/blobs/uploads/u"]), ["/v2/a/blobs/uploads/u"]);
+        assert_eq!(
+            rewritten(header::LOCATION, &["https://bucket.s3.example/blob?X-Amz-Signature=1"]),
+            ["https://bucket.s3.example/blob?X-Amz-Signature=1"]
+        );
+    }
+
+    #[test]
+    fn link_urls_are_rewritten() {
+        let values = rewritten(
+            header::LINK,
+            &[
+                "<http://127.0.0.1:5000/v2/a/tags/list?n=2&last=b>; rel=\"next\"",
+                "</v2/_catalog?n=1&last=a>; rel=\"next\"",
+            ],
+        );
+
+        assert_eq!(
+            values,
+            [
+                "<https://gate.example/v2/a/tags/list?n=2&last=b>; rel=\"next\"",
+                "</v2/_catalog?n=1&last=a>; rel=\"next\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
+        headers.insert("docker-content-digest", HeaderValue::from_static("sha256:00"));
+
+        strip_hop_by_hop(&mut headers);
+
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("docker-content-digest"));
+    }
+}

@@ -1,0 +1,284 @@
+//! Relay stage: the pooled HTTP/1.1 client to the upstream registry, and blob reads for
+//! validation (capped, following redirects to object storage without credentials).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::body::{Body, empty};
+use crate::config::Origin;
+use crate::error::{GateError, Rejection, Rule, UpstreamAnswer};
+use crate::forward::strip_hop_by_hop;
+use crate::manifest::Descriptor;
+use crate::wasm::{self, BlobSource};
+
+/// Time allowed to open a TCP connection to the upstream.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a whole validation read of a config blob, redirects included. Configs
+/// are at most 1 MiB, so a healthy registry answers well within this.
+pub const BLOB_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time an idle pooled connection to the upstream is kept open.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Redirects followed when reading a blob for validation.
+const MAX_REDIRECTS: usize = 5;
+/// Largest error body kept when relaying a 401 or 403 from a validation read.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+const USER_AGENT: &str = concat!("wasmgate/", env!("CARGO_PKG_VERSION"));
+
+/// The upstream registry and a connection pool to it.
+#[derive(Clone)]
+pub struct Upstream {
+    pub origin: Origin,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+}
+
+impl Upstream {
+    pub fn new(origin: Origin) -> Self {
+        let provider = rustls::crypto::ring::default_provider();
+        // NOTE: an https upstream is verified against the system roots only; a private CA
+        // and client certificates are not configurable yet.
+        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider) {
+            Ok(builder) => builder,
+            Err(error) => {
+                tracing::warn!(%error, "no system root certificates found; https upstreams and redirects will fail verification");
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty_tls_config())
+            }
+        };
+        let connector = builder.https_or_http().enable_http1().wrap_connector(http_connector());
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector);
+        Self { origin, client }
+    }
+
+    /// The upstream URI for a raw path and query, byte for byte.
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, GateError> {
+        format!("{}{}", self.origin, path_and_query)
+            .parse()
+            .map_err(|error| GateError::UpstreamInvalid(format!("cannot build upstream URI: {error}")))
+    }
+
+    /// Sends a request and classifies transport failures: a connect timeout is a 504, any
+    /// other failure a 502.
+    pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, GateError> {
+        let target = format!("{} {}", request.method(), request.uri());
+        self.client.request(request).await.map_err(|error| {
+            let timed_out = source_chain(&error).any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            });
+            let chain: Vec<String> = source_chain(&error).map(ToString::to_string).collect();
+            let detail = format!("{target}: {}", chain.join(": "));
+            tracing::warn!(upstream.error = %detail, "upstream request failed");
+            if timed_out {
+                GateError::UpstreamTimeout(detail)
+            } else {
+                GateError::UpstreamUnreachable(detail)
+            }
+        })
+    }
+
+    /// Reads a blob of `repository` for validation, with the client's `Authorization` sent
+    /// only to the upstream's own origin.
+    pub async fn read_blob(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        authorization: Option<&HeaderValue>,
+        max_bytes: u64,
+    ) -> Result<Bytes, GateError> {
+        let path = format!("/v2/{repository}/blobs/{}", descriptor.digest);
+        let read = self.read_blob_following_redirects(&path, descriptor, authorization, max_bytes);
+        match tokio::time::timeout(BLOB_READ_TIMEOUT, read).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(upstream.path = %path, "validation read timed out");
+                Err(GateError::UpstreamTimeout(format!("GET {path}")))
+            }
+        }
+    }
+
+    async fn read_blob_following_redirects(
+        &self,
+        path: &str,
+        descriptor: &Descriptor,
+        authorization: Option<&HeaderValue>,
+        max_bytes: u64,
+    ) -> Result<Bytes, GateError> {
+        let mut url = format!("{}{path}", self.origin);
+        for _ in 0..=MAX_REDIRECTS {
+            let own_origin = self.origin.strip_from(&url).is_some();
+            let mut request = Request::builder()
+                .method(Method::GET)
+                .uri(url.as_str())
+                .header(header::USER_AGENT, USER_AGENT)
+                .header(header::ACCEPT, "*/*");
+            if let (true, Some(value)) = (own_origin, authorization) {
+                request = request.header(header::AUTHORIZATION, value);
+            }
+            let request = request
+                .body(empty())
+                .map_err(|error| GateError::UpstreamInvalid(format!("invalid blob URL {url:?}: {error}")))?;
+
+            let response = self.send(request).await?;
+            let status = response.status();
+            match status {
+                StatusCode::OK => return read_capped(response, descriptor, max_bytes).await,
+                status if status.is_redirection() => {
+                    url = redirect_target(&url, response.headers())?;
+                }
+                StatusCode::NOT_FOUND if own_origin => {
+                    return Err(wasm::config_blob_unknown(descriptor).into());
+                }
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if own_origin => {
+                    return Err(relay_answer(response).await);
+                }
+                other => {
+                    tracing::warn!(upstream.url = %url, http.status = %other, "validation read failed");
+                    return Err(GateError::UpstreamInvalid(format!("GET {url} answered {other}")));
+                }
+            }
+        }
+        Err(GateError::UpstreamInvalid(format!(
+            "more than {MAX_REDIRECTS} redirects reading {path}"
+        )))
+    }
+}
+
+/// Reads a 200 body, rejecting a blob larger than `max_bytes`.
+async fn read_capped(response: Response<Incoming>, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes, GateError> {
+    let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+    match Limited::new(response.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Rejection::manifest_invalid(
+            Rule::ConfigTooLarge,
+            format!(
+                "the config blob {} is larger than {max_bytes} bytes, the most the gate reads; a WebAssembly config is a small JSON document",
+                descriptor.digest
+            ),
+        )
+        .at("$.config")
+        .into()),
+        Err(error) => Err(GateError::UpstreamInvalid(format!(
+            "reading blob {} failed: {error}",
+            descriptor.digest
+        ))),
+    }
+}
+
+/// Collects a 401 or 403 so it can be relayed to the client as the upstream sent it.
+async fn relay_answer(response: Response<Incoming>) -> GateError {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let body = match Limited::new(body, MAX_ERROR_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    GateError::UpstreamAnswer(Box::new(UpstreamAnswer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }))
+}
+
+/// Resolves a redirect's `Location` against the URL that answered it.
+fn redirect_target(current: &str, headers: &HeaderMap) -> Result<String, GateError> {
+    let location = headers
+        .get(header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| GateError::UpstreamInvalid(format!("redirect from {current} has no usable Location")))?;
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Ok(location.to_owned());
+    }
+    let scheme_end = current.find("://").map_or(0, |index| index + 3);
+    let origin_end = current[scheme_end..].find('/').map_or(current.len(), |index| scheme_end + index);
+    if let Some(rest) = location.strip_prefix("//") {
+        let scheme = &current[..scheme_end];
+        return Ok(format!("{scheme}{rest}"));
+    }
+    if location.starts_with('/') {
+        return Ok(format!("{}{location}", &current[..origin_end]));
+    }
+    let path = current.split(['?', '#']).next().unwrap_or(current);
+    let directory = path.rfind('/').filter(|index| *index >= origin_end).map_or(path, |index| &path[..=index]);
+    Ok(format!("{directory}{location}"))
+}
+
+fn source_chain<'a>(error: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |cause: &&'a (dyn std::error::Error + 'static)| (*cause).source())
+}
+
+fn empty_tls_config() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
+
+fn http_connector() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_nodelay(true);
+    http
+}
+
+/// Blob reads from the upstream with one client's credentials.
+pub struct UpstreamBlobs<'a> {
+    pub upstream: &'a Upstream,
+    pub repository: &'a str,
+    pub authorization: Option<&'a HeaderValue>,
+}
+
+impl BlobSource for UpstreamBlobs<'_> {
+    async fn fetch(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes, GateError> {
+        self.upstream
+            .read_blob(self.repository, descriptor, self.authorization, max_bytes)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn location(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::LOCATION, HeaderValue::from_str(value).expect("valid header"));
+        headers
+    }
+
+    #[test]
+    fn redirect_targets_resolve() {
+        let current = "http://127.0.0.1:5000/v2/a/blobs/sha256:00?x=1";
+
+        assert_eq!(
+            redirect_target(current, &location("https://bucket.s3.example/obj?sig=a%2B")).expect("absolute"),
+            "https://bucket.s3.example/obj?sig=a%2B"
+        );
+        assert_eq!(
+            redirect_target(current, &location("/other/path")).expect("absolute path"),
+            "http://127.0.0.1:5000/other/path"
+        );
+        assert_eq!(
+            redirect_target(current, &location("//cdn.example/obj")).expect("scheme relative"),
+            "http://cdn.example/obj"
+        );
+        assert_eq!(
+            redirect_target(current, &location("sibling")).expect("relative"),
+            "http://127.0.0.1:5000/v2/a/blobs/sibling"
+        );
+        assert!(redirect_target(current, &HeaderMap::new()).is_err());
+    }
+}
