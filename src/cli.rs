@@ -30,11 +30,21 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address and port to accept clients on (HTTP/1.1, or HTTP/2 with prior knowledge).
-    #[arg(long, value_name = "ADDR:PORT", env = "WASMGATE_LISTEN", default_value = "127.0.0.1:5050")]
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        env = "WASMGATE_LISTEN",
+        default_value = "127.0.0.1:5050"
+    )]
     pub listen: String,
 
     /// Base URL of the registry to forward to (http or https, no path).
-    #[arg(long, value_name = "URL", env = "WASMGATE_UPSTREAM", default_value = "http://127.0.0.1:5000")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WASMGATE_UPSTREAM",
+        default_value = "http://127.0.0.1:5000"
+    )]
     pub upstream: String,
 
     /// URL that clients use to reach the gate, used when rewriting the upstream's Location
@@ -61,7 +71,8 @@ impl ServeArgs {
                 self.listen
             )
         })?;
-        let upstream = Origin::parse_base_url(&self.upstream).map_err(|error| format!("--upstream {error}"))?;
+        let upstream = Origin::parse_base_url(&self.upstream)
+            .map_err(|error| format!("--upstream {error}"))?;
         let public_url = self
             .public_url
             .as_deref()
@@ -88,7 +99,8 @@ mod tests {
     use super::*;
 
     fn serve_args(args: &[&str]) -> ServeArgs {
-        let cli = Cli::try_parse_from(["wasmgate", "serve"].iter().chain(args)).expect("flags parse");
+        let cli =
+            Cli::try_parse_from(["wasmgate", "serve"].iter().chain(args)).expect("flags parse");
         let Command::Serve(serve) = cli.command;
         serve
     }
@@ -107,7 +119,10 @@ mod tests {
         let cases = [
             (vec!["--listen", "localhost"], "--listen"),
             (vec!["--upstream", "registry:5000"], "--upstream"),
-            (vec!["--public-url", "https://gate.example/v2"], "--public-url"),
+            (
+                vec!["--public-url", "https://gate.example/v2"],
+                "--public-url",
+            ),
             (vec!["--max-manifest-bytes", "0"], "--max-manifest-bytes"),
         ];
         for (args, flag) in cases {

@@ -65,8 +65,9 @@ impl Origin {
     /// Parses a base URL such as `https://registry.example.com:5000`. A path other than `/`,
     /// a query, a fragment or user information is an error.
     pub fn parse_base_url(text: &str) -> Result<Self, String> {
-        let (origin, rest) = Self::split(text)
-            .ok_or_else(|| format!("{text:?} is not an http or https URL such as http://127.0.0.1:5000"))?;
+        let (origin, rest) = Self::split(text).ok_or_else(|| {
+            format!("{text:?} is not an http or https URL such as http://127.0.0.1:5000")
+        })?;
         if !rest.is_empty() && rest != "/" {
             return Err(format!(
                 "{text:?} has a path or query ({rest:?}); give only scheme, host and port, because the registry API lives at /v2/"
@@ -102,7 +103,9 @@ impl Origin {
     fn split(url: &str) -> Option<(Self, &str)> {
         let (scheme, after_scheme) = url.split_once("://")?;
         let scheme = Scheme::parse(scheme)?;
-        let end = after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len());
+        let end = after_scheme
+            .find(['/', '?', '#'])
+            .unwrap_or(after_scheme.len());
         let (authority, rest) = after_scheme.split_at(end);
         if authority.contains('@') {
             return None;
@@ -173,7 +176,12 @@ mod tests {
         let origin = Origin::parse_base_url("HTTP://Registry.Example:5000/").expect("valid");
 
         assert_eq!(origin.to_string(), "http://registry.example:5000");
-        assert_eq!(Origin::parse_base_url("https://r.example").expect("valid").port, 443);
+        assert_eq!(
+            Origin::parse_base_url("https://r.example")
+                .expect("valid")
+                .port,
+            443
+        );
         assert!(Origin::parse_base_url("ftp://r.example").is_err());
         assert!(Origin::parse_base_url("http://r.example/v2").is_err());
         assert!(Origin::parse_base_url("http://user:pw@r.example").is_err());

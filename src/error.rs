@@ -157,7 +157,12 @@ impl Rejection {
         )
     }
 
-    pub fn new(status: StatusCode, code: ErrorCode, rule: Rule, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: ErrorCode,
+        rule: Rule,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -277,14 +282,22 @@ pub fn error_response(error: GateError) -> Response<Body> {
 }
 
 /// Builds an OCI error response: `{"errors":[{"code","message","detail"}]}`.
-pub fn oci_error(status: StatusCode, code: ErrorCode, message: &str, detail: Value) -> Response<Body> {
+pub fn oci_error(
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    detail: Value,
+) -> Response<Body> {
     let body = json!({
         "errors": [{ "code": code.as_str(), "message": message, "detail": detail }]
     });
     let mut response = Response::new(full(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
     response
 }

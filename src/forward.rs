@@ -31,7 +31,12 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Forwarding headers the gate sets itself. Incoming values are dropped because a client
 /// could otherwise choose the host and scheme the registry writes into upload URLs.
-const FORWARDING: &[&str] = &["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"];
+const FORWARDING: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+];
 
 /// Facts about the client side of one request.
 #[derive(Debug, Clone)]
@@ -50,7 +55,12 @@ impl ClientSide {
                 .headers()
                 .get(header::HOST)
                 .and_then(|value| value.to_str().ok())
-                .or_else(|| request.uri().authority().map(|authority| authority.as_str()));
+                .or_else(|| {
+                    request
+                        .uri()
+                        .authority()
+                        .map(|authority| authority.as_str())
+                });
             host.and_then(|host| Origin::from_authority(Scheme::Http, host))
                 .unwrap_or_else(|| Origin::of_socket(Scheme::Http, settings.listen))
         });
@@ -59,10 +69,17 @@ impl ClientSide {
 }
 
 /// Forwards `request` to the upstream and relays the answer.
-pub async fn forward(upstream: &Upstream, request: Request<Body>, client: &ClientSide) -> Result<Response<Body>, GateError> {
+pub async fn forward(
+    upstream: &Upstream,
+    request: Request<Body>,
+    client: &ClientSide,
+) -> Result<Response<Body>, GateError> {
     let (mut parts, body) = request.into_parts();
 
-    let path_and_query = parts.uri.path_and_query().map_or("/", |value| value.as_str());
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |value| value.as_str());
     parts.uri = upstream.uri(path_and_query)?;
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
@@ -98,9 +115,13 @@ fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide) {
     for name in FORWARDING {
         headers.remove(*name);
     }
-    let peer = HeaderValue::from_str(&client.peer.ip().to_string()).expect("an IP address is a valid header value");
+    let peer = HeaderValue::from_str(&client.peer.ip().to_string())
+        .expect("an IP address is a valid header value");
     headers.insert("x-forwarded-for", peer);
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(client.public.scheme.as_str()));
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(client.public.scheme.as_str()),
+    );
     if let Ok(host) = HeaderValue::from_str(&client.public.authority()) {
         headers.insert("x-forwarded-host", host);
     }
@@ -110,7 +131,10 @@ fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide) {
 /// path and query are kept byte for byte; relative URLs and other origins are untouched.
 pub fn rewrite_urls(headers: &mut HeaderMap, upstream: &Origin, public: &Origin) {
     if let Some(location) = headers.get(header::LOCATION)
-        && let Some(rewritten) = location.to_str().ok().and_then(|text| rewrite_url(text, upstream, public))
+        && let Some(rewritten) = location
+            .to_str()
+            .ok()
+            .and_then(|text| rewrite_url(text, upstream, public))
         && let Ok(value) = HeaderValue::from_str(&rewritten)
     {
         headers.insert(header::LOCATION, value);
@@ -132,7 +156,9 @@ pub fn rewrite_urls(headers: &mut HeaderMap, upstream: &Origin, public: &Origin)
 }
 
 fn rewrite_url(url: &str, upstream: &Origin, public: &Origin) -> Option<String> {
-    upstream.strip_from(url).map(|rest| format!("{public}{rest}"))
+    upstream
+        .strip_from(url)
+        .map(|rest| format!("{public}{rest}"))
 }
 
 /// Rewrites every `<URL>` of a `Link` header value (RFC 8288).
@@ -140,7 +166,9 @@ fn rewrite_link(value: &str, upstream: &Origin, public: &Origin) -> String {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find('<') {
-        let Some(length) = rest[start..].find('>') else { break };
+        let Some(length) = rest[start..].find('>') else {
+            break;
+        };
         let url = &rest[start + 1..start + length];
         out.push_str(&rest[..=start]);
         out.push_str(&rewrite_url(url, upstream, public).unwrap_or_else(|| url.to_owned()));
@@ -166,7 +194,10 @@ mod tests {
         let (upstream, public) = origins();
         let mut headers = HeaderMap::new();
         for value in values {
-            headers.append(name.clone(), HeaderValue::from_str(value).expect("valid header"));
+            headers.append(
+                name.clone(),
+                HeaderValue::from_str(value).expect("valid header"),
+            );
         }
         rewrite_urls(&mut headers, &upstream, &public);
         headers
@@ -191,9 +222,15 @@ mod tests {
 
     #[test]
     fn relative_and_foreign_locations_are_untouched() {
-        assert_eq!(rewritten(header::LOCATION, &["/v2/a/blobs/uploads/u"]), ["/v2/a/blobs/uploads/u"]);
         assert_eq!(
-            rewritten(header::LOCATION, &["https://bucket.s3.example/blob?X-Amz-Signature=1"]),
+            rewritten(header::LOCATION, &["/v2/a/blobs/uploads/u"]),
+            ["/v2/a/blobs/uploads/u"]
+        );
+        assert_eq!(
+            rewritten(
+                header::LOCATION,
+                &["https://bucket.s3.example/blob?X-Amz-Signature=1"]
+            ),
             ["https://bucket.s3.example/blob?X-Amz-Signature=1"]
         );
     }
@@ -220,12 +257,21 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_are_removed() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         headers.insert("x-private", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         headers.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
-        headers.insert("docker-content-digest", HeaderValue::from_static("sha256:00"));
+        headers.insert(
+            "docker-content-digest",
+            HeaderValue::from_static("sha256:00"),
+        );
 
         strip_hop_by_hop(&mut headers);
 

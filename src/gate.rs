@@ -29,7 +29,11 @@ impl Gate {
     }
 
     /// Handles one request. Never fails: every error becomes a response.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         let span = tracing::info_span!(
             "request",
             http.method = %request.method(),
@@ -42,7 +46,9 @@ impl Gate {
     async fn route(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let client = ClientSide::new(&request, peer, &self.settings);
         let result = match route::classify(request.method(), request.uri()) {
-            Route::Forward => forward::forward(&self.upstream, request.map(body::stream), &client).await,
+            Route::Forward => {
+                forward::forward(&self.upstream, request.map(body::stream), &client).await
+            }
             Route::ManifestPush(target) => push::handle(self, target, request, &client).await,
             Route::Invalid(rejection) => {
                 tracing::info!(

@@ -27,7 +27,9 @@ pub async fn handle(
 
     let bytes = read_manifest(&parts.headers, incoming, gate.settings.max_manifest_bytes).await;
     let validated = match bytes {
-        Ok(bytes) => validate(gate, &target, &parts.headers, &bytes).await.map(|()| bytes),
+        Ok(bytes) => validate(gate, &target, &parts.headers, &bytes)
+            .await
+            .map(|()| bytes),
         Err(rejection) => Err(rejection.into()),
     };
 
@@ -44,10 +46,20 @@ pub async fn handle(
         oci.digest = %Digest::of(Algorithm::Sha256, &bytes),
         "manifest push accepted"
     );
-    forward::forward(&gate.upstream, Request::from_parts(parts, body::full(bytes)), client).await
+    forward::forward(
+        &gate.upstream,
+        Request::from_parts(parts, body::full(bytes)),
+        client,
+    )
+    .await
 }
 
-async fn validate(gate: &Gate, target: &ManifestPush, headers: &HeaderMap, bytes: &[u8]) -> Result<(), GateError> {
+async fn validate(
+    gate: &Gate,
+    target: &ManifestPush,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<(), GateError> {
     let manifest = manifest::validate(bytes, headers.get(header::CONTENT_TYPE), &target.reference)?;
 
     if wasm::is_wasm(&manifest) {
@@ -63,7 +75,11 @@ async fn validate(gate: &Gate, target: &ManifestPush, headers: &HeaderMap, bytes
 
 /// Reads the manifest body, stopping at `max_bytes`. A `Content-Length` above the cap is
 /// rejected before any byte is read.
-async fn read_manifest(headers: &HeaderMap, body: Incoming, max_bytes: u64) -> Result<Bytes, Rejection> {
+async fn read_manifest(
+    headers: &HeaderMap,
+    body: Incoming,
+    max_bytes: u64,
+) -> Result<Bytes, Rejection> {
     let too_large = || {
         Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,

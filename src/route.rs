@@ -19,8 +19,9 @@ static NAME: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Tag grammar of the distribution specification.
-static TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$").expect("tag grammar compiles"));
+static TAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$").expect("tag grammar compiles")
+});
 
 /// Any path whose last two segments are `manifests/<reference>`; the name and reference are
 /// checked against their grammars afterwards so that a bad one gets a precise error.
@@ -161,7 +162,9 @@ fn percent_decode(input: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|pair| std::str::from_utf8(pair).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(byte)) => {
                 out.push(byte);
@@ -234,19 +237,43 @@ mod tests {
 
     #[test]
     fn other_methods_and_paths_are_forwarded() {
-        assert_eq!(route(Method::GET, "/v2/demo/manifests/latest"), Route::Forward);
-        assert_eq!(route(Method::PUT, "/v2/demo/blobs/uploads/abc?digest=sha256%3A00"), Route::Forward);
+        assert_eq!(
+            route(Method::GET, "/v2/demo/manifests/latest"),
+            Route::Forward
+        );
+        assert_eq!(
+            route(Method::PUT, "/v2/demo/blobs/uploads/abc?digest=sha256%3A00"),
+            Route::Forward
+        );
         assert_eq!(route(Method::PUT, "/token"), Route::Forward);
     }
 
     #[test]
     fn invalid_names_and_references_are_rejected() {
-        assert_eq!(rejection_rule(route(Method::PUT, "/v2/Demo/manifests/latest")), Rule::NameGrammar);
-        assert_eq!(rejection_rule(route(Method::PUT, "/v2/demo/manifests/.hidden")), Rule::TagGrammar);
-        assert_eq!(rejection_rule(route(Method::PUT, "/v2/demo/manifests/")), Rule::TagGrammar);
-        assert_eq!(rejection_rule(route(Method::PUT, "/v2/demo/manifests/sha256:abc")), Rule::DigestGrammar);
-        assert_eq!(rejection_rule(route(Method::PUT, "/v2/demo/manifests/md5:abc")), Rule::DigestAlgorithm);
-        assert_eq!(rejection_rule(route(Method::PUT, "/v2/demo/manifests/a?tag=-x")), Rule::TagGrammar);
+        assert_eq!(
+            rejection_rule(route(Method::PUT, "/v2/Demo/manifests/latest")),
+            Rule::NameGrammar
+        );
+        assert_eq!(
+            rejection_rule(route(Method::PUT, "/v2/demo/manifests/.hidden")),
+            Rule::TagGrammar
+        );
+        assert_eq!(
+            rejection_rule(route(Method::PUT, "/v2/demo/manifests/")),
+            Rule::TagGrammar
+        );
+        assert_eq!(
+            rejection_rule(route(Method::PUT, "/v2/demo/manifests/sha256:abc")),
+            Rule::DigestGrammar
+        );
+        assert_eq!(
+            rejection_rule(route(Method::PUT, "/v2/demo/manifests/md5:abc")),
+            Rule::DigestAlgorithm
+        );
+        assert_eq!(
+            rejection_rule(route(Method::PUT, "/v2/demo/manifests/a?tag=-x")),
+            Rule::TagGrammar
+        );
     }
 
     #[test]

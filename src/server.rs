@@ -39,7 +39,10 @@ async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, gate:
         async move { Ok::<_, std::convert::Infallible>(gate.handle(request, peer).await) }
     });
     let builder = auto::Builder::new(TokioExecutor::new());
-    if let Err(error) = builder.serve_connection(TokioIo::new(stream), service).await {
+    if let Err(error) = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
         tracing::debug!(client.address = %peer, %error, "connection ended with an error");
     }
 }

@@ -45,14 +45,19 @@ impl Upstream {
         let provider = rustls::crypto::ring::default_provider();
         // NOTE: an https upstream is verified against the system roots only; a private CA
         // and client certificates are not configurable yet.
-        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider) {
+        let builder = match hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider)
+        {
             Ok(builder) => builder,
             Err(error) => {
                 tracing::warn!(%error, "no system root certificates found; https upstreams and redirects will fail verification");
                 hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty_tls_config())
             }
         };
-        let connector = builder.https_or_http().enable_http1().wrap_connector(http_connector());
+        let connector = builder
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http_connector());
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
@@ -63,7 +68,9 @@ impl Upstream {
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, GateError> {
         format!("{}{}", self.origin, path_and_query)
             .parse()
-            .map_err(|error| GateError::UpstreamInvalid(format!("cannot build upstream URI: {error}")))
+            .map_err(|error| {
+                GateError::UpstreamInvalid(format!("cannot build upstream URI: {error}"))
+            })
     }
 
     /// Sends a request and classifies transport failures: a connect timeout is a 504, any
@@ -125,9 +132,9 @@ impl Upstream {
             if let (true, Some(value)) = (own_origin, authorization) {
                 request = request.header(header::AUTHORIZATION, value);
             }
-            let request = request
-                .body(empty())
-                .map_err(|error| GateError::UpstreamInvalid(format!("invalid blob URL {url:?}: {error}")))?;
+            let request = request.body(empty()).map_err(|error| {
+                GateError::UpstreamInvalid(format!("invalid blob URL {url:?}: {error}"))
+            })?;
 
             let response = self.send(request).await?;
             let status = response.status();
@@ -144,7 +151,9 @@ impl Upstream {
                 }
                 other => {
                     tracing::warn!(upstream.url = %url, http.status = %other, "validation read failed");
-                    return Err(GateError::UpstreamInvalid(format!("GET {url} answered {other}")));
+                    return Err(GateError::UpstreamInvalid(format!(
+                        "GET {url} answered {other}"
+                    )));
                 }
             }
         }
@@ -155,7 +164,11 @@ impl Upstream {
 }
 
 /// Reads a 200 body, rejecting a blob larger than `max_bytes`.
-async fn read_capped(response: Response<Incoming>, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes, GateError> {
+async fn read_capped(
+    response: Response<Incoming>,
+    descriptor: &Descriptor,
+    max_bytes: u64,
+) -> Result<Bytes, GateError> {
     let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
     match Limited::new(response.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
@@ -183,7 +196,9 @@ async fn relay_answer(response: Response<Incoming>) -> GateError {
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::new(),
     };
-    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     GateError::UpstreamAnswer(Box::new(UpstreamAnswer {
         status: parts.status,
         headers: parts.headers,
@@ -196,12 +211,16 @@ fn redirect_target(current: &str, headers: &HeaderMap) -> Result<String, GateErr
     let location = headers
         .get(header::LOCATION)
         .and_then(|value| value.to_str().ok())
-        .ok_or_else(|| GateError::UpstreamInvalid(format!("redirect from {current} has no usable Location")))?;
+        .ok_or_else(|| {
+            GateError::UpstreamInvalid(format!("redirect from {current} has no usable Location"))
+        })?;
     if location.starts_with("http://") || location.starts_with("https://") {
         return Ok(location.to_owned());
     }
     let scheme_end = current.find("://").map_or(0, |index| index + 3);
-    let origin_end = current[scheme_end..].find('/').map_or(current.len(), |index| scheme_end + index);
+    let origin_end = current[scheme_end..]
+        .find('/')
+        .map_or(current.len(), |index| scheme_end + index);
     if let Some(rest) = location.strip_prefix("//") {
         let scheme = &current[..scheme_end];
         return Ok(format!("{scheme}{rest}"));
@@ -210,12 +229,20 @@ fn redirect_target(current: &str, headers: &HeaderMap) -> Result<String, GateErr
         return Ok(format!("{}{location}", &current[..origin_end]));
     }
     let path = current.split(['?', '#']).next().unwrap_or(current);
-    let directory = path.rfind('/').filter(|index| *index >= origin_end).map_or(path, |index| &path[..=index]);
+    let directory = path
+        .rfind('/')
+        .filter(|index| *index >= origin_end)
+        .map_or(path, |index| &path[..=index]);
     Ok(format!("{directory}{location}"))
 }
 
-fn source_chain<'a>(error: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
-    std::iter::successors(Some(error), |cause: &&'a (dyn std::error::Error + 'static)| (*cause).source())
+fn source_chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(
+        Some(error),
+        |cause: &&'a (dyn std::error::Error + 'static)| (*cause).source(),
+    )
 }
 
 fn empty_tls_config() -> rustls::ClientConfig {
@@ -255,7 +282,10 @@ mod tests {
 
     fn location(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(header::LOCATION, HeaderValue::from_str(value).expect("valid header"));
+        headers.insert(
+            header::LOCATION,
+            HeaderValue::from_str(value).expect("valid header"),
+        );
         headers
     }
 
@@ -264,7 +294,8 @@ mod tests {
         let current = "http://127.0.0.1:5000/v2/a/blobs/sha256:00?x=1";
 
         assert_eq!(
-            redirect_target(current, &location("https://bucket.s3.example/obj?sig=a%2B")).expect("absolute"),
+            redirect_target(current, &location("https://bucket.s3.example/obj?sig=a%2B"))
+                .expect("absolute"),
             "https://bucket.s3.example/obj?sig=a%2B"
         );
         assert_eq!(

@@ -59,14 +59,21 @@ impl Digest {
     /// Parses a digest string. `path` names where it was found, for the error.
     pub fn parse(value: &str, path: &str) -> Result<Self, Rejection> {
         let invalid = |rule, message: String| {
-            Rejection::new(StatusCode::BAD_REQUEST, ErrorCode::DigestInvalid, rule, message)
-                .at(path)
-                .found(value)
+            Rejection::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::DigestInvalid,
+                rule,
+                message,
+            )
+            .at(path)
+            .found(value)
         };
         if !GRAMMAR.is_match(value) {
             return Err(invalid(
                 Rule::DigestGrammar,
-                format!("{path} is not a valid digest: {value:?}; write it as sha256:<64 lowercase hex characters>"),
+                format!(
+                    "{path} is not a valid digest: {value:?}; write it as sha256:<64 lowercase hex characters>"
+                ),
             ));
         }
         let (algorithm, encoded) = value.split_once(':').expect("grammar requires a colon");
@@ -76,12 +83,16 @@ impl Digest {
             other => {
                 return Err(invalid(
                     Rule::DigestAlgorithm,
-                    format!("{path} uses the unsupported digest algorithm {other:?}; use sha256 or sha512"),
+                    format!(
+                        "{path} uses the unsupported digest algorithm {other:?}; use sha256 or sha512"
+                    ),
                 ));
             }
         };
         let well_formed = encoded.len() == algorithm.hex_len()
-            && encoded.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+            && encoded
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
         if !well_formed {
             return Err(invalid(
                 Rule::DigestGrammar,
@@ -122,7 +133,8 @@ impl fmt::Display for Digest {
 mod tests {
     use super::*;
 
-    const EMPTY_JSON: &str = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    const EMPTY_JSON: &str =
+        "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
 
     #[test]
     fn parses_and_verifies_sha256() {
@@ -139,8 +151,14 @@ mod tests {
             ("sha256:ABC", Rule::DigestGrammar),
             (&EMPTY_JSON.to_uppercase(), Rule::DigestGrammar),
             ("sha256:abcd", Rule::DigestGrammar),
-            ("sha512:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", Rule::DigestGrammar),
-            ("md5:d41d8cd98f00b204e9800998ecf8427e", Rule::DigestAlgorithm),
+            (
+                "sha512:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+                Rule::DigestGrammar,
+            ),
+            (
+                "md5:d41d8cd98f00b204e9800998ecf8427e",
+                Rule::DigestAlgorithm,
+            ),
             ("no-colon", Rule::DigestGrammar),
         ];
         for (input, rule) in cases {

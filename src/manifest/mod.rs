@@ -145,7 +145,10 @@ pub fn kind_of(content_type: Option<&HeaderValue>) -> Result<Kind, Rejection> {
     }
 }
 
-fn check_media_type_field(object: &serde_json::Map<String, Value>, kind: Kind) -> Result<(), Rejection> {
+fn check_media_type_field(
+    object: &serde_json::Map<String, Value>,
+    kind: Kind,
+) -> Result<(), Rejection> {
     let docker = matches!(kind, Kind::DockerManifest | Kind::DockerList);
     match object.get("mediaType") {
         None | Some(Value::Null) if !docker => Ok(()),
@@ -173,7 +176,10 @@ fn check_media_type_field(object: &serde_json::Map<String, Value>, kind: Kind) -
 /// (CVE-2021-41190): one digest must not have two meanings.
 fn check_ambiguity(object: &serde_json::Map<String, Value>, kind: Kind) -> Result<(), Rejection> {
     if kind.is_index() {
-        if let Some(field) = ["config", "layers"].into_iter().find(|f| object.contains_key(*f)) {
+        if let Some(field) = ["config", "layers"]
+            .into_iter()
+            .find(|f| object.contains_key(*f))
+        {
             return Err(Rejection::manifest_invalid(
                 Rule::AmbiguousIndex,
                 format!("an index must not contain \"{field}\"; remove it, or push the document as an image manifest"),

@@ -20,8 +20,14 @@ type Structure = (Option<Descriptor>, Vec<Descriptor>, Option<Descriptor>);
 
 /// Checks the fields of a manifest or index and returns its config, its layers (or index
 /// entries) and its subject.
-pub(super) fn check_structure(object: &Map<String, Value>, kind: Kind) -> Result<Structure, Rejection> {
-    let root = Object { map: object, path: "$".to_owned() };
+pub(super) fn check_structure(
+    object: &Map<String, Value>,
+    kind: Kind,
+) -> Result<Structure, Rejection> {
+    let root = Object {
+        map: object,
+        path: "$".to_owned(),
+    };
 
     let version = root.get("schemaVersion");
     if version.and_then(Value::as_u64) != Some(2) {
@@ -73,8 +79,11 @@ impl<'a> Object<'a> {
     fn require(&self, key: &str) -> Result<&'a Value, Rejection> {
         self.get(key).ok_or_else(|| {
             let path = self.path_of(key);
-            Rejection::manifest_invalid(Rule::MissingField, format!("{path} is required but missing"))
-                .at(path)
+            Rejection::manifest_invalid(
+                Rule::MissingField,
+                format!("{path} is required but missing"),
+            )
+            .at(path)
         })
     }
 
@@ -91,7 +100,9 @@ impl<'a> Object<'a> {
 
     fn required_str(&self, key: &str) -> Result<&'a str, Rejection> {
         let value = self.require(key)?;
-        value.as_str().ok_or_else(|| self.wrong_type(key, "a string", value))
+        value
+            .as_str()
+            .ok_or_else(|| self.wrong_type(key, "a string", value))
     }
 
     fn optional_str(&self, key: &str) -> Result<Option<&'a str>, Rejection> {
@@ -104,17 +115,24 @@ impl<'a> Object<'a> {
 
     fn object(&self, key: &str, value: &'a Value) -> Result<Object<'a>, Rejection> {
         match value {
-            Value::Object(map) => Ok(Object { map, path: self.path_of(key) }),
+            Value::Object(map) => Ok(Object {
+                map,
+                path: self.path_of(key),
+            }),
             other => Err(self.wrong_type(key, "an object", other)),
         }
     }
 
     fn array(&self, key: &str, value: &'a Value) -> Result<&'a Vec<Value>, Rejection> {
-        value.as_array().ok_or_else(|| self.wrong_type(key, "an array", value))
+        value
+            .as_array()
+            .ok_or_else(|| self.wrong_type(key, "an array", value))
     }
 
     fn optional_string_array(&self, key: &str) -> Result<(), Rejection> {
-        let Some(value) = self.get(key) else { return Ok(()) };
+        let Some(value) = self.get(key) else {
+            return Ok(());
+        };
         for (index, item) in self.array(key, value)?.iter().enumerate() {
             if !item.is_string() {
                 return Err(self.wrong_type(&format!("{key}[{index}]"), "a string", item));
@@ -145,7 +163,9 @@ impl<'a> Object<'a> {
     }
 
     fn optional_annotations(&self) -> Result<(), Rejection> {
-        let Some(value) = self.get("annotations") else { return Ok(()) };
+        let Some(value) = self.get("annotations") else {
+            return Ok(());
+        };
         let annotations = self.object("annotations", value)?;
         for (name, value) in annotations.map {
             if !value.is_string() {
@@ -166,14 +186,22 @@ impl<'a> Object<'a> {
         self.object(key, value)?.descriptor(false)
     }
 
-    fn optional_descriptor(&self, key: &str, with_platform: bool) -> Result<Option<Descriptor>, Rejection> {
+    fn optional_descriptor(
+        &self,
+        key: &str,
+        with_platform: bool,
+    ) -> Result<Option<Descriptor>, Rejection> {
         match self.get(key) {
             None => Ok(None),
             Some(value) => self.object(key, value)?.descriptor(with_platform).map(Some),
         }
     }
 
-    fn descriptor_array(&self, key: &str, with_platform: bool) -> Result<Vec<Descriptor>, Rejection> {
+    fn descriptor_array(
+        &self,
+        key: &str,
+        with_platform: bool,
+    ) -> Result<Vec<Descriptor>, Rejection> {
         let value = self.require(key)?;
         let items = self.array(key, value)?;
         let mut descriptors = Vec::with_capacity(items.len());
@@ -190,10 +218,11 @@ impl<'a> Object<'a> {
         self.media_type("mediaType", media_type)?;
 
         let digest_text = self.required_str("digest")?;
-        let digest = Digest::parse(digest_text, &self.path_of("digest")).map_err(|mut rejection| {
-            rejection.code = ErrorCode::ManifestInvalid;
-            rejection
-        })?;
+        let digest =
+            Digest::parse(digest_text, &self.path_of("digest")).map_err(|mut rejection| {
+                rejection.code = ErrorCode::ManifestInvalid;
+                rejection
+            })?;
 
         let size = self.size()?;
         self.optional_string_array("urls")?;
@@ -229,13 +258,20 @@ impl<'a> Object<'a> {
 
     /// Checks embedded `data` against the descriptor's size and digest.
     fn check_data(&self, digest: &Digest, size: u64) -> Result<(), Rejection> {
-        let Some(encoded) = self.optional_str("data")? else { return Ok(()) };
+        let Some(encoded) = self.optional_str("data")? else {
+            return Ok(());
+        };
         let path = self.path_of("data");
-        let mismatch = |message: String| Rejection::manifest_invalid(Rule::DataMismatch, message).at(&path);
+        let mismatch =
+            |message: String| Rejection::manifest_invalid(Rule::DataMismatch, message).at(&path);
 
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded)
-            .map_err(|error| mismatch(format!("{path} is not valid base64 ({error}); encode the blob with standard base64")))?;
+            .map_err(|error| {
+                mismatch(format!(
+                    "{path} is not valid base64 ({error}); encode the blob with standard base64"
+                ))
+            })?;
         if decoded.len() as u64 != size {
             return Err(mismatch(format!(
                 "{path} decodes to {} bytes but the descriptor's size is {size}; embed the exact blob or fix the size",
@@ -256,7 +292,9 @@ impl<'a> Object<'a> {
     }
 
     fn optional_platform(&self) -> Result<(), Rejection> {
-        let Some(value) = self.get("platform") else { return Ok(()) };
+        let Some(value) = self.get("platform") else {
+            return Ok(());
+        };
         let platform = self.object("platform", value)?;
         platform.required_str("architecture")?;
         platform.required_str("os")?;

@@ -177,7 +177,8 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
                 ));
             }
             if !self.free_form {
-                self.check_case(&key, &path).map_err(|rejection| self.fail(rejection))?;
+                self.check_case(&key, &path)
+                    .map_err(|rejection| self.fail(rejection))?;
             }
             let seed = StrictSeed {
                 free_form: FREE_FORM_FIELDS.contains(&key.as_str()),
@@ -229,21 +230,31 @@ mod tests {
 
     #[test]
     fn accepts_plain_documents() {
-        let value = parse(br#"{"schemaVersion":2,"annotations":{"Size":"1","size":"2"}}"#, "manifest")
-            .expect("valid");
+        let value = parse(
+            br#"{"schemaVersion":2,"annotations":{"Size":"1","size":"2"}}"#,
+            "manifest",
+        )
+        .expect("valid");
 
         assert_eq!(value["schemaVersion"], 2);
     }
 
     #[test]
     fn rejects_duplicate_keys_at_any_depth() {
-        let rejection = parse(br#"{"config":{"size":1,"size":2}}"#, "manifest").expect_err("duplicate");
+        let rejection =
+            parse(br#"{"config":{"size":1,"size":2}}"#, "manifest").expect_err("duplicate");
 
         assert_eq!(rejection.rule, Rule::DuplicateKey);
         assert_eq!(rejection.path.as_deref(), Some("$.config.size"));
-        assert_eq!(rule_of(r#"{"layers":[{"a":1},{"digest":"x","digest":"y"}]}"#), Rule::DuplicateKey);
+        assert_eq!(
+            rule_of(r#"{"layers":[{"a":1},{"digest":"x","digest":"y"}]}"#),
+            Rule::DuplicateKey
+        );
         assert_eq!(rule_of(r#"{"a":1,"\u0061":2}"#), Rule::DuplicateKey);
-        assert_eq!(rule_of(r#"{"annotations":{"k":"1","k":"2"}}"#), Rule::DuplicateKey);
+        assert_eq!(
+            rule_of(r#"{"annotations":{"k":"1","k":"2"}}"#),
+            Rule::DuplicateKey
+        );
     }
 
     #[test]
@@ -252,14 +263,22 @@ mod tests {
 
         assert_eq!(rejection.rule, Rule::CaseVariantKey);
         assert_eq!(rejection.expected, Some(Value::from("config")));
-        assert_eq!(rule_of(r#"{"layers":[{"MediaType":"a"}]}"#), Rule::CaseVariantKey);
+        assert_eq!(
+            rule_of(r#"{"layers":[{"MediaType":"a"}]}"#),
+            Rule::CaseVariantKey
+        );
         assert_eq!(rule_of("{\"\u{017F}ize\":1}"), Rule::CaseVariantKey);
         assert_eq!(rule_of(r#"{"LAYERDIGESTS":[]}"#), Rule::CaseVariantKey);
     }
 
     #[test]
     fn rejects_invalid_text() {
-        assert_eq!(parse(b"{\"a\":\"\xff\"}", "manifest").expect_err("utf-8").rule, Rule::Utf8);
+        assert_eq!(
+            parse(b"{\"a\":\"\xff\"}", "manifest")
+                .expect_err("utf-8")
+                .rule,
+            Rule::Utf8
+        );
         assert_eq!(rule_of("{"), Rule::JsonSyntax);
         assert_eq!(rule_of("{} {}"), Rule::JsonSyntax);
     }

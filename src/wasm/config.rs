@@ -15,9 +15,12 @@ use crate::manifest::{Digest, json_type, strict_json};
 pub fn check_config(bytes: &[u8], layer_digests: &[&Digest]) -> Result<(), Rejection> {
     let document = strict_json::parse(bytes, "WebAssembly config")?;
     let Value::Object(config) = &document else {
-        return Err(Rejection::manifest_invalid(Rule::NotAnObject, "the WebAssembly config must be a JSON object")
-            .at("config")
-            .found(json_type(&document)));
+        return Err(Rejection::manifest_invalid(
+            Rule::NotAnObject,
+            "the WebAssembly config must be a JSON object",
+        )
+        .at("config")
+        .found(json_type(&document)));
     };
 
     check_created(config)?;
@@ -50,7 +53,10 @@ fn check_author(config: &Map<String, Value>) -> Result<(), Rejection> {
         None | Some(Value::Null | Value::String(_)) => Ok(()),
         Some(other) => Err(Rejection::manifest_invalid(
             Rule::FieldType,
-            format!("config.author must be a string or null, not {}", json_type(other)),
+            format!(
+                "config.author must be a string or null, not {}",
+                json_type(other)
+            ),
         )
         .at("config.author")
         .found(other.clone())),
@@ -111,7 +117,10 @@ fn check_layer_digests(config: &Map<String, Value>, layers: &[&Digest]) -> Resul
         .expected(expected));
     };
 
-    let Some(found) = value.as_array().filter(|items| items.iter().all(Value::is_string)) else {
+    let Some(found) = value
+        .as_array()
+        .filter(|items| items.iter().all(Value::is_string))
+    else {
         return Err(Rejection::manifest_invalid(
             Rule::ConfigLayerDigests,
             "config.layerDigests must be an array of digest strings, one per manifest layer, in order",
@@ -178,7 +187,11 @@ fn check_component(config: &Map<String, Value>, os: Os) -> Result<(), Rejection>
         }
         Some(Value::Object(component)) => component,
         Some(other) => {
-            return Err(component_type_error("config.component", "an object or null", other));
+            return Err(component_type_error(
+                "config.component",
+                "an object or null",
+                other,
+            ));
         }
     };
 
@@ -186,8 +199,14 @@ fn check_component(config: &Map<String, Value>, os: Os) -> Result<(), Rejection>
         let path = format!("config.component.{field}");
         match component.get(field) {
             Some(Value::Array(items)) => {
-                if let Some((index, item)) = items.iter().enumerate().find(|(_, item)| !item.is_string()) {
-                    return Err(component_type_error(&format!("{path}[{index}]"), "a string", item));
+                if let Some((index, item)) =
+                    items.iter().enumerate().find(|(_, item)| !item.is_string())
+                {
+                    return Err(component_type_error(
+                        &format!("{path}[{index}]"),
+                        "a string",
+                        item,
+                    ));
                 }
             }
             Some(Value::Null) | None => {
@@ -203,7 +222,11 @@ fn check_component(config: &Map<String, Value>, os: Os) -> Result<(), Rejection>
 
     match component.get("target") {
         None | Some(Value::Null | Value::String(_)) => Ok(()),
-        Some(other) => Err(component_type_error("config.component.target", "a string or null", other)),
+        Some(other) => Err(component_type_error(
+            "config.component.target",
+            "a string or null",
+            other,
+        )),
     }
 }
 

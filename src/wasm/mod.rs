@@ -29,13 +29,24 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 pub trait BlobSource {
     /// Returns the blob's bytes, reading at most `max_bytes`. An absent blob is a
     /// [`Rule::ConfigBlobUnknown`] rejection.
-    fn fetch(&self, descriptor: &Descriptor, max_bytes: u64) -> impl Future<Output = Result<Bytes, GateError>> + Send;
+    fn fetch(
+        &self,
+        descriptor: &Descriptor,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<Bytes, GateError>> + Send;
 }
 
 /// Whether the manifest claims to be a WebAssembly artifact in the CNCF layout.
 pub fn is_wasm(manifest: &Manifest) -> bool {
-    let wasm_config = manifest.config.as_ref().is_some_and(|config| config.media_type == WASM_CONFIG);
-    wasm_config || manifest.layers.iter().any(|layer| layer.media_type == WASM_LAYER)
+    let wasm_config = manifest
+        .config
+        .as_ref()
+        .is_some_and(|config| config.media_type == WASM_CONFIG);
+    wasm_config
+        || manifest
+            .layers
+            .iter()
+            .any(|layer| layer.media_type == WASM_LAYER)
 }
 
 /// Checks a WebAssembly manifest: its layout, then its config blob.
@@ -55,7 +66,9 @@ fn check_layout(manifest: &Manifest) -> Result<&Descriptor, Rejection> {
     let (Kind::OciManifest, Some(config)) = (manifest.kind, manifest.config.as_ref()) else {
         return Err(Rejection::manifest_invalid(
             Rule::WasmManifestType,
-            format!("a WebAssembly artifact must be pushed as an OCI image manifest ({OCI_MANIFEST})"),
+            format!(
+                "a WebAssembly artifact must be pushed as an OCI image manifest ({OCI_MANIFEST})"
+            ),
         )
         .expected(OCI_MANIFEST)
         .found(manifest.kind.media_type()));
@@ -136,7 +149,10 @@ fn check_blob(config: &Descriptor, bytes: &[u8]) -> Result<(), Rejection> {
             StatusCode::BAD_REQUEST,
             ErrorCode::DigestInvalid,
             Rule::ConfigDigestMismatch,
-            format!("the registry returned config bytes that hash to {actual}, not {}", config.digest),
+            format!(
+                "the registry returned config bytes that hash to {actual}, not {}",
+                config.digest
+            ),
         )
         .at("$.config.digest")
         .expected(config.digest.to_string())

@@ -1,0 +1,297 @@
+//! Shared test harness: a real `docker-registry` (CNCF Distribution 2.8 from Debian) on an
+//! ephemeral loopback port, the gate in front of it in the same process, and a small HTTP
+//! client that reads whole answers.
+#![allow(dead_code)]
+
+pub mod fixtures;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tempfile::TempDir;
+use wasmgate::body::{Body, empty, full};
+use wasmgate::config::{DEFAULT_MAX_MANIFEST_BYTES, Origin, Settings};
+
+/// Time allowed for the registry to print its listening address.
+const REGISTRY_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Finds a tool on `PATH`, or fails the test with the command that installs it.
+pub fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} is not on PATH; run scripts/install-test-tools.sh first"))
+}
+
+/// A running `docker-registry` with its storage and logs in a temporary directory.
+pub struct Registry {
+    pub address: SocketAddr,
+    child: Child,
+    directory: TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        let binary = require_tool("docker-registry");
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let config = directory.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: wasmgate-tests\n",
+                directory.path().join("data").display()
+            ),
+        )
+        .expect("write registry config");
+
+        let access_log = File::create(directory.path().join("access.log")).expect("access log");
+        let mut child = Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::from(access_log))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start docker-registry");
+
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log_path = directory.path().join("registry.log");
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || copy_log_until_address(stderr, &log_path, sender));
+        let address = receiver
+            .recv_timeout(REGISTRY_START_TIMEOUT)
+            .expect("docker-registry printed no listening address");
+        Self {
+            address,
+            child,
+            directory,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Every request the registry served, as `METHOD URI`, from its access log.
+    pub fn requests(&self) -> Vec<String> {
+        let log =
+            std::fs::read_to_string(self.directory.path().join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| line.split('"').nth(1))
+            .filter_map(|request| {
+                request
+                    .rsplit_once(' ')
+                    .map(|(method_uri, _)| method_uri.to_owned())
+            })
+            .collect()
+    }
+
+    /// Requests to push a manifest of `repository` that reached the registry.
+    pub fn manifest_puts(&self, repository: &str) -> Vec<String> {
+        let prefix = format!("PUT /v2/{repository}/manifests/");
+        self.requests()
+            .into_iter()
+            .filter(|request| request.starts_with(&prefix))
+            .collect()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.directory.path()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn copy_log_until_address(
+    stderr: impl std::io::Read,
+    log_path: &Path,
+    sender: mpsc::Sender<SocketAddr>,
+) {
+    let mut log = File::create(log_path).expect("registry log");
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let _ = writeln!(log, "{line}");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let address = rest.split(['"', ' ']).next().unwrap_or_default();
+            if let Ok(address) = address.parse() {
+                let _ = sender.send(address);
+            }
+        }
+    }
+}
+
+/// Settings for a gate in front of `upstream`, listening on an ephemeral loopback port.
+pub fn settings(upstream: &str) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().expect("valid address"),
+        upstream: Origin::parse_base_url(upstream).expect("valid upstream"),
+        public_url: None,
+        max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
+    }
+}
+
+/// Starts the gate on the current Tokio runtime and returns its base URL.
+pub async fn start_gate(mut settings: Settings) -> String {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .expect("bind gate");
+    settings.listen = listener.local_addr().expect("gate address");
+    let url = format!("http://{}", settings.listen);
+    tokio::spawn(wasmgate::server::serve(
+        listener,
+        wasmgate::gate::Gate::new(settings),
+    ));
+    url
+}
+
+/// A registry and a gate in front of it.
+pub async fn registry_and_gate() -> (Registry, String) {
+    let registry = Registry::start();
+    let gate = start_gate(settings(&registry.url())).await;
+    (registry, gate)
+}
+
+/// A whole HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!(
+                "body is not JSON ({error}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The first OCI error of the body.
+    pub fn error(&self) -> Value {
+        self.json()["errors"][0].clone()
+    }
+}
+
+pub fn client() -> Client<HttpConnector, Body> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// Sends a request and reads the whole answer.
+pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: Body) -> Reply {
+    let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client()
+        .request(request.body(body).expect("valid request"))
+        .await
+        .unwrap_or_else(|error| panic!("request to {url} failed: {error}"));
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("read body").to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn get(url: &str) -> Reply {
+    send(Method::GET, url, &[], empty()).await
+}
+
+/// Pushes a manifest with its media type as `Content-Type`.
+pub async fn put_manifest(
+    base: &str,
+    repository: &str,
+    reference: &str,
+    media_type: &str,
+    body: impl Into<Bytes>,
+) -> Reply {
+    send(
+        Method::PUT,
+        &format!("{base}/v2/{repository}/manifests/{reference}"),
+        &[("content-type", media_type)],
+        full(body.into()),
+    )
+    .await
+}
+
+/// Uploads a blob with a POST and a monolithic PUT, and returns its digest.
+pub async fn push_blob(base: &str, repository: &str, bytes: &[u8]) -> String {
+    let digest = fixtures::sha256(bytes);
+    let started = send(
+        Method::POST,
+        &format!("{base}/v2/{repository}/blobs/uploads/"),
+        &[],
+        empty(),
+    )
+    .await;
+    assert_eq!(
+        started.status,
+        StatusCode::ACCEPTED,
+        "start upload: {:?}",
+        started.body
+    );
+    let location = absolute(base, started.header("location").expect("upload location"));
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let finished = send(
+        Method::PUT,
+        &format!("{location}{separator}digest={digest}"),
+        &[("content-type", "application/octet-stream")],
+        full(Bytes::copy_from_slice(bytes)),
+    )
+    .await;
+    assert_eq!(
+        finished.status,
+        StatusCode::CREATED,
+        "finish upload: {:?}",
+        finished.body
+    );
+    digest
+}
+
+/// Resolves a possibly relative `Location` against `base`.
+pub fn absolute(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_owned()
+    } else {
+        format!("{base}{location}")
+    }
+}
+
+/// Fetches a manifest directly from the registry, accepting every manifest type.
+pub async fn fetch_manifest(registry: &Registry, repository: &str, reference: &str) -> Reply {
+    send(
+        Method::GET,
+        &format!("{}/v2/{repository}/manifests/{reference}", registry.url()),
+        &[(
+            "accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json",
+        )],
+        empty(),
+    )
+    .await
+}
