@@ -44,14 +44,33 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Starts a registry that builds `Location` URLs from request headers, as most do.
     pub fn start() -> Self {
+        Self::start_on("127.0.0.1:0", "")
+    }
+
+    /// Starts a registry whose `http.host` is its own address, so every `Location` it sends
+    /// is absolute on the upstream's origin and the gate must rewrite it. The port is picked
+    /// by binding port 0 and releasing it just before the registry binds it.
+    pub fn start_with_own_host() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("free loopback port")
+            .port();
+        Self::start_on(
+            &format!("127.0.0.1:{port}"),
+            &format!("  host: http://127.0.0.1:{port}\n"),
+        )
+    }
+
+    fn start_on(listen: &str, extra_http: &str) -> Self {
         let binary = require_tool("docker-registry");
         let directory = tempfile::tempdir().expect("temporary directory");
         let config = directory.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: wasmgate-tests\n",
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {listen}\n  secret: wasmgate-tests\n{extra_http}",
                 directory.path().join("data").display()
             ),
         )
