@@ -1,6 +1,8 @@
 //! The `wasmgate` command: parse flags, set up logging, validate the configuration, bind,
 //! serve until interrupted.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use clap::error::ErrorKind;
 use tokio::net::TcpListener;
@@ -34,6 +36,7 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

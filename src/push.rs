@@ -25,25 +25,25 @@ pub async fn handle(
 ) -> Result<Response<Body>, GateError> {
     let (parts, incoming) = request.into_parts();
 
-    let bytes = read_manifest(&parts.headers, incoming, gate.settings.max_manifest_bytes).await;
-    let validated = match bytes {
-        Ok(bytes) => validate(gate, &target, &parts.headers, &bytes)
-            .await
-            .map(|()| bytes),
-        Err(rejection) => Err(rejection.into()),
-    };
+    let bytes =
+        match read_manifest(&parts.headers, incoming, gate.settings.max_manifest_bytes).await {
+            Ok(bytes) => bytes,
+            Err(rejection) => {
+                let error = GateError::from(rejection);
+                log_rejection(&target, None, &error);
+                return Err(error);
+            }
+        };
 
-    let bytes = match validated {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            log_rejection(&target, &error);
-            return Err(error);
-        }
-    };
+    let digest = Digest::of(Algorithm::Sha256, &bytes);
+    if let Err(error) = validate(gate, &target, &parts.headers, &bytes).await {
+        log_rejection(&target, Some(&digest), &error);
+        return Err(error);
+    }
     tracing::debug!(
         oci.repository = %target.repository,
         oci.reference = %target.reference,
-        oci.digest = %Digest::of(Algorithm::Sha256, &bytes),
+        oci.digest = %digest,
         "manifest push accepted"
     );
     forward::forward(
@@ -113,11 +113,13 @@ async fn read_manifest(
     }
 }
 
-fn log_rejection(target: &ManifestPush, error: &GateError) {
+fn log_rejection(target: &ManifestPush, digest: Option<&Digest>, error: &GateError) {
+    let digest = digest.map(ToString::to_string).unwrap_or_default();
     match error.rejection() {
         Some(rejection) => tracing::info!(
             oci.repository = %target.repository,
             oci.reference = %target.reference,
+            oci.digest = %digest,
             rule = rejection.rule.as_str(),
             path = rejection.path.as_deref().unwrap_or(""),
             error.message = %rejection.message,
@@ -126,6 +128,7 @@ fn log_rejection(target: &ManifestPush, error: &GateError) {
         None => tracing::warn!(
             oci.repository = %target.repository,
             oci.reference = %target.reference,
+            oci.digest = %digest,
             %error,
             "manifest push not forwarded"
         ),
