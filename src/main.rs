@@ -64,9 +64,10 @@ fn serve(args: ServeArgs) -> i32 {
                 return 1;
             }
         };
+        let listen = listener.local_addr().unwrap_or(settings.listen);
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
-            listen = %settings.listen,
+            %listen,
             upstream = %settings.upstream,
             public_url = settings.public_url.as_ref().map(ToString::to_string).unwrap_or_else(|| "from each request's Host".into()),
             max_manifest_bytes = settings.max_manifest_bytes,
