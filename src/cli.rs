@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{DEFAULT_MAX_MANIFEST_BYTES, MAX_MANIFEST_BYTES_LIMIT, Origin, Settings};
+use crate::config::{
+    DEFAULT_BLOB_READ_TIMEOUT, DEFAULT_MAX_MANIFEST_BYTES, MAX_MANIFEST_BYTES_LIMIT, Origin,
+    Settings,
+};
 
 /// Exit code for invalid configuration or usage (`EX_USAGE` of sysexits.h).
 pub const EXIT_USAGE: i32 = 64;
@@ -90,6 +93,7 @@ impl ServeArgs {
             upstream,
             public_url,
             max_manifest_bytes: self.max_manifest_bytes,
+            blob_read_timeout: DEFAULT_BLOB_READ_TIMEOUT,
         })
     }
 }

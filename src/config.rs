@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Settings of `wasmgate serve`, checked before any port is bound.
 #[derive(Debug, Clone)]
@@ -14,10 +15,17 @@ pub struct Settings {
     pub public_url: Option<Origin>,
     /// Largest manifest body the gate buffers and validates, in bytes.
     pub max_manifest_bytes: u64,
+    /// Time allowed for reading a config blob back from the upstream during validation,
+    /// redirects included. Not a flag yet; [`DEFAULT_BLOB_READ_TIMEOUT`] unless a caller
+    /// embedding the gate sets it.
+    pub blob_read_timeout: Duration,
 }
 
 /// Default for `--max-manifest-bytes`: 4 MiB, the limit of Distribution, zot and Harbor.
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+/// Default for [`Settings::blob_read_timeout`]. Configs are at most 1 MiB, so a healthy
+/// registry answers well within this.
+pub const DEFAULT_BLOB_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound for `--max-manifest-bytes`, because every manifest push holds this much memory.
 pub const MAX_MANIFEST_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
 

@@ -24,7 +24,7 @@ pub struct Gate {
 
 impl Gate {
     pub fn new(settings: Settings) -> Arc<Self> {
-        let upstream = Upstream::new(settings.upstream.clone());
+        let upstream = Upstream::new(settings.upstream.clone(), settings.blob_read_timeout);
         Arc::new(Self { settings, upstream })
     }
 

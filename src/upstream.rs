@@ -21,9 +21,6 @@ use crate::wasm::{self, BlobSource};
 
 /// Time allowed to open a TCP connection to the upstream.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time allowed for a whole validation read of a config blob, redirects included. Configs
-/// are at most 1 MiB, so a healthy registry answers well within this.
-pub const BLOB_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time an idle pooled connection to the upstream is kept open.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Redirects followed when reading a blob for validation.
@@ -37,11 +34,12 @@ const USER_AGENT: &str = concat!("wasmgate/", env!("CARGO_PKG_VERSION"));
 #[derive(Clone)]
 pub struct Upstream {
     pub origin: Origin,
+    blob_read_timeout: Duration,
     client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 impl Upstream {
-    pub fn new(origin: Origin) -> Self {
+    pub fn new(origin: Origin, blob_read_timeout: Duration) -> Self {
         let provider = rustls::crypto::ring::default_provider();
         // NOTE: an https upstream is verified against the system roots only; a private CA
         // and client certificates are not configurable yet.
@@ -61,7 +59,11 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
-        Self { origin, client }
+        Self {
+            origin,
+            blob_read_timeout,
+            client,
+        }
     }
 
     /// The upstream URI for a raw path and query, byte for byte.
@@ -105,7 +107,7 @@ impl Upstream {
     ) -> Result<Bytes, GateError> {
         let path = format!("/v2/{repository}/blobs/{}", descriptor.digest);
         let read = self.read_blob_following_redirects(&path, descriptor, authorization, max_bytes);
-        match tokio::time::timeout(BLOB_READ_TIMEOUT, read).await {
+        match tokio::time::timeout(self.blob_read_timeout, read).await {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!(upstream.path = %path, "validation read timed out");

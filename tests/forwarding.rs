@@ -486,3 +486,47 @@ async fn config_read_follows_redirect_without_credentials() {
         "the manifest was forwarded"
     );
 }
+
+#[tokio::test]
+async fn config_read_timeout_gives_504_json() {
+    // Scripted upstream stub: it accepts connections and never answers, which no registry
+    // here does on purpose.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind stub");
+    let stub = format!("http://{}", silent.local_addr().expect("address"));
+    let (held_sender, mut held) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = silent.accept().await {
+            let _ = held_sender.send(stream);
+        }
+    });
+    let mut settings = support::settings(&stub);
+    settings.blob_read_timeout = std::time::Duration::from_millis(200);
+    let gate = support::start_gate(settings).await;
+    let layer = support::fixtures::component();
+    let config = support::fixtures::to_bytes(&support::fixtures::component_config(&layer));
+    let manifest = support::fixtures::manifest(
+        support::fixtures::descriptor(support::fixtures::WASM_CONFIG, &config),
+        vec![support::fixtures::descriptor(
+            support::fixtures::WASM_LAYER,
+            &layer,
+        )],
+    );
+
+    let reply = support::put_manifest(
+        &gate,
+        "demo",
+        "v1",
+        support::fixtures::OCI_MANIFEST,
+        support::fixtures::to_bytes(&manifest),
+    )
+    .await;
+
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(reply.error()["code"], "UNAVAILABLE");
+    assert!(
+        held.try_recv().is_ok(),
+        "the gate never connected to the upstream"
+    );
+}

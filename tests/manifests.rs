@@ -617,3 +617,69 @@ async fn wasm_layout_rules_reject_with_their_rule() {
         );
     }
 }
+
+#[tokio::test]
+async fn upstream_401_on_config_read_is_relayed() {
+    let registry = Registry::start_with_silly_auth();
+    let gate = support::start_gate(support::settings(&registry.url())).await;
+    let component = fixtures::component();
+    let config = fixtures::to_bytes(&fixtures::component_config(&component));
+    let authorization = [("authorization", "Bearer test-token")];
+    for blob in [&config, &component] {
+        let digest = fixtures::sha256(blob);
+        let started = support::send(
+            http::Method::POST,
+            &format!("{gate}/v2/auth/app/blobs/uploads/"),
+            &authorization,
+            wasmgate::body::empty(),
+        )
+        .await;
+        let location = support::absolute(&gate, started.header("location").expect("location"));
+        let finished = support::send(
+            http::Method::PUT,
+            &format!("{location}&digest={digest}"),
+            &authorization,
+            wasmgate::body::full(blob.clone()),
+        )
+        .await;
+        assert_eq!(finished.status, StatusCode::CREATED);
+    }
+    let manifest = fixtures::to_bytes(&fixtures::manifest(
+        descriptor(WASM_CONFIG, &config),
+        vec![descriptor(WASM_LAYER, &component)],
+    ));
+    let url = format!("{gate}/v2/auth/app/manifests/v1");
+
+    let anonymous = support::send(
+        http::Method::PUT,
+        &url,
+        &[("content-type", OCI_MANIFEST)],
+        wasmgate::body::full(manifest.clone()),
+    )
+    .await;
+    let authorized = support::send(
+        http::Method::PUT,
+        &url,
+        &[("content-type", OCI_MANIFEST), authorization[0]],
+        wasmgate::body::full(manifest),
+    )
+    .await;
+
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        anonymous
+            .header("www-authenticate")
+            .is_some_and(|challenge| challenge.contains("realm=\"http://127.0.0.1:9/token\""))
+    );
+    assert_eq!(anonymous.error()["code"], "UNAUTHORIZED");
+    assert_eq!(
+        authorized.status,
+        StatusCode::CREATED,
+        "{:?}",
+        authorized.body
+    );
+    assert_eq!(
+        registry.manifest_puts("auth/app"),
+        ["PUT /v2/auth/app/manifests/v1"]
+    );
+}

@@ -22,7 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tempfile::TempDir;
 use wasmgate::body::{Body, empty, full};
-use wasmgate::config::{DEFAULT_MAX_MANIFEST_BYTES, Origin, Settings};
+use wasmgate::config::{DEFAULT_BLOB_READ_TIMEOUT, DEFAULT_MAX_MANIFEST_BYTES, Origin, Settings};
 
 /// Time allowed for the registry to print its listening address.
 const REGISTRY_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,7 +46,17 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry that builds `Location` URLs from request headers, as most do.
     pub fn start() -> Self {
-        Self::start_on("127.0.0.1:0", "")
+        Self::start_on("127.0.0.1:0", "", "")
+    }
+
+    /// Starts a registry with Distribution's `silly` authentication: any request without an
+    /// `Authorization` header gets a 401 with a Bearer challenge, any request with one passes.
+    pub fn start_with_silly_auth() -> Self {
+        Self::start_on(
+            "127.0.0.1:0",
+            "",
+            "auth:\n  silly:\n    realm: http://127.0.0.1:9/token\n    service: wasmgate-tests\n",
+        )
     }
 
     /// Starts a registry whose `http.host` is its own address, so every `Location` it sends
@@ -60,17 +70,18 @@ impl Registry {
         Self::start_on(
             &format!("127.0.0.1:{port}"),
             &format!("  host: http://127.0.0.1:{port}\n"),
+            "",
         )
     }
 
-    fn start_on(listen: &str, extra_http: &str) -> Self {
+    fn start_on(listen: &str, extra_http: &str, extra_sections: &str) -> Self {
         let binary = require_tool("docker-registry");
         let directory = tempfile::tempdir().expect("temporary directory");
         let config = directory.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {listen}\n  secret: wasmgate-tests\n{extra_http}",
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {listen}\n  secret: wasmgate-tests\n{extra_http}{extra_sections}",
                 directory.path().join("data").display()
             ),
         )
@@ -162,6 +173,7 @@ pub fn settings(upstream: &str) -> Settings {
         upstream: Origin::parse_base_url(upstream).expect("valid upstream"),
         public_url: None,
         max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
+        blob_read_timeout: DEFAULT_BLOB_READ_TIMEOUT,
     }
 }
 
