@@ -16,7 +16,10 @@ fi
 workdir=$(mktemp -d -t wasmgate-quickstart.XXXXXX)
 registry_pid=
 cleanup() {
-    [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+    if [ -n "$registry_pid" ]; then
+        kill "$registry_pid" 2>/dev/null || true
+        wait "$registry_pid" 2>/dev/null || true
+    fi
     rm -rf "$workdir"
 }
 trap cleanup EXIT
@@ -37,9 +40,9 @@ YAML
 
 cargo build --release --locked
 
-docker-registry serve "$workdir/registry.yml" 2>"$workdir/registry.log" &
+docker-registry serve "$workdir/registry.yml" >"$workdir/access.log" 2>"$workdir/registry.log" &
 registry_pid=$!
-echo "quickstart: registry on 127.0.0.1:5000 (storage in $workdir/data, log in $workdir/registry.log)"
+echo "quickstart: registry on 127.0.0.1:5000 (storage in $workdir/data, logs in $workdir)"
 
 echo "quickstart: wasmgate on 127.0.0.1:5050; push with: wkg oci push --insecure 127.0.0.1:5050 127.0.0.1:5050/demo/hello:0.1.0 hello.wasm"
 target/release/wasmgate serve --listen 127.0.0.1:5050 --upstream http://127.0.0.1:5000

@@ -74,7 +74,7 @@ impl Origin {
     /// a query, a fragment or user information is an error.
     pub fn parse_base_url(text: &str) -> Result<Self, String> {
         let (origin, rest) = Self::split(text).ok_or_else(|| {
-            format!("{text:?} is not an http or https URL such as http://127.0.0.1:5000")
+            format!("{text:?} is not a valid http or https URL such as http://127.0.0.1:5000 (a port, if given, is 1 to 65535)")
         })?;
         if !rest.is_empty() && rest != "/" {
             return Err(format!(

@@ -12,8 +12,8 @@ use crate::body::{Body, full};
 /// Header that registries send with every answer, and that clients look for on errors.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 
-/// Error codes of the distribution specification, plus the `UNKNOWN` and `UNAVAILABLE` codes
-/// that registries use outside it.
+/// Error codes of the distribution specification, plus the `UNAVAILABLE` code that
+/// registries use outside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     DigestInvalid,
@@ -22,7 +22,7 @@ pub enum ErrorCode {
     NameInvalid,
     TagInvalid,
     Unavailable,
-    Unknown,
+    Unsupported,
 }
 
 impl ErrorCode {
@@ -34,7 +34,7 @@ impl ErrorCode {
             Self::NameInvalid => "NAME_INVALID",
             Self::TagInvalid => "TAG_INVALID",
             Self::Unavailable => "UNAVAILABLE",
-            Self::Unknown => "UNKNOWN",
+            Self::Unsupported => "UNSUPPORTED",
         }
     }
 }
@@ -43,6 +43,8 @@ impl ErrorCode {
 /// error body and in the rejection log line, so operators can search for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
+    RequestTarget,
+    MethodUnsupported,
     ManifestPathEncoded,
     NameGrammar,
     TagGrammar,
@@ -88,6 +90,8 @@ pub enum Rule {
 impl Rule {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::RequestTarget => "request-target",
+            Self::MethodUnsupported => "method-unsupported",
             Self::ManifestPathEncoded => "manifest-path-encoded",
             Self::NameGrammar => "name-grammar",
             Self::TagGrammar => "tag-grammar",

@@ -130,35 +130,46 @@ fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide) {
 /// Rewrites `Location` and `Link` URLs on the upstream's origin to the public origin. The
 /// path and query are kept byte for byte; relative URLs and other origins are untouched.
 pub fn rewrite_urls(headers: &mut HeaderMap, upstream: &Origin, public: &Origin) {
-    if let Some(location) = headers.get(header::LOCATION)
-        && let Some(rewritten) = location
-            .to_str()
-            .ok()
-            .and_then(|text| rewrite_url(text, upstream, public))
-        && let Ok(value) = HeaderValue::from_str(&rewritten)
-    {
-        headers.insert(header::LOCATION, value);
-    }
+    rewrite_header(headers, header::LOCATION, |text| {
+        rewrite_url(text, upstream, public)
+    });
+    rewrite_header(headers, header::LINK, |text| {
+        Some(rewrite_link(text, upstream, public))
+    });
+}
 
-    let links: Vec<HeaderValue> = headers.get_all(header::LINK).iter().cloned().collect();
-    if links.is_empty() {
+/// Applies `rewrite` to every value of `name`, keeping the order and count of values.
+fn rewrite_header(
+    headers: &mut HeaderMap,
+    name: HeaderName,
+    rewrite: impl Fn(&str) -> Option<String>,
+) {
+    let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+    if values.is_empty() {
         return;
     }
-    headers.remove(header::LINK);
-    for link in links {
-        let rewritten = link
+    headers.remove(&name);
+    for value in values {
+        let rewritten = value
             .to_str()
             .ok()
-            .map(|text| rewrite_link(text, upstream, public))
+            .and_then(&rewrite)
             .and_then(|text| HeaderValue::from_str(&text).ok());
-        headers.append(header::LINK, rewritten.unwrap_or(link));
+        headers.append(&name, rewritten.unwrap_or(value));
     }
 }
 
+/// Rewrites an absolute URL, or a scheme-relative one (`//host:port/path`), whose origin is
+/// the upstream's.
 fn rewrite_url(url: &str, upstream: &Origin, public: &Origin) -> Option<String> {
-    upstream
-        .strip_from(url)
-        .map(|rest| format!("{public}{rest}"))
+    let rest = match url.strip_prefix("//") {
+        Some(scheme_relative) => {
+            let absolute = format!("{}://{scheme_relative}", upstream.scheme.as_str());
+            upstream.strip_from(&absolute)?.to_owned()
+        }
+        None => upstream.strip_from(url)?.to_owned(),
+    };
+    Some(format!("{public}{rest}"))
 }
 
 /// Rewrites every `<URL>` of a `Link` header value (RFC 8288).
@@ -232,6 +243,23 @@ mod tests {
                 &["https://bucket.s3.example/blob?X-Amz-Signature=1"]
             ),
             ["https://bucket.s3.example/blob?X-Amz-Signature=1"]
+        );
+    }
+
+    #[test]
+    fn every_location_value_is_kept() {
+        let values = rewritten(
+            header::LOCATION,
+            &["/a", "http://127.0.0.1:5000/b", "//127.0.0.1:5000/c?x=%2F"],
+        );
+
+        assert_eq!(
+            values,
+            [
+                "/a",
+                "https://gate.example/b",
+                "https://gate.example/c?x=%2F"
+            ]
         );
     }
 

@@ -54,7 +54,7 @@ impl Gate {
                 tracing::info!(
                     rule = rejection.rule.as_str(),
                     error.message = %rejection.message,
-                    "manifest push rejected"
+                    "request rejected"
                 );
                 Err(GateError::Rejected(rejection))
             }

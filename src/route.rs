@@ -56,7 +56,8 @@ pub struct ManifestPush {
 pub enum Route {
     /// Validate, then forward.
     ManifestPush(ManifestPush),
-    /// A manifest push with an invalid name or reference: answer with this, forward nothing.
+    /// A request the gate must not forward, such as a manifest push with an invalid name or
+    /// reference: answer with this rejection.
     Invalid(Box<Rejection>),
     /// Forward unchanged.
     Forward,
@@ -64,6 +65,9 @@ pub enum Route {
 
 /// Classifies a request by method and path. Only `PUT` can be a manifest push.
 pub fn classify(method: &Method, uri: &Uri) -> Route {
+    if let Some(rejection) = check_target(method, uri) {
+        return Route::Invalid(Box::new(rejection));
+    }
     if method != Method::PUT {
         return Route::Forward;
     }
@@ -87,6 +91,35 @@ pub fn classify(method: &Method, uri: &Uri) -> Route {
         return Route::Invalid(Box::new(rejection));
     }
     Route::Forward
+}
+
+/// Rejects what a registry never receives: `CONNECT`, and request targets that are not a
+/// path (`*`, or `host:port`). Forwarding them would send the request to a URL that the
+/// operator never configured.
+fn check_target(method: &Method, uri: &Uri) -> Option<Rejection> {
+    if method == Method::CONNECT {
+        return Some(
+            Rejection::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::Unsupported,
+                Rule::MethodUnsupported,
+                "CONNECT is not part of the registry API; this gate is a reverse proxy, not a forward proxy",
+            )
+            .found("CONNECT"),
+        );
+    }
+    if uri.path().starts_with('/') {
+        return None;
+    }
+    Some(
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Unsupported,
+            Rule::RequestTarget,
+            "the request target must be a path starting with '/', such as /v2/",
+        )
+        .found(uri.to_string()),
+    )
 }
 
 fn classify_manifest_path(path: &str, query: Option<&str>) -> Option<Route> {
@@ -152,8 +185,10 @@ fn query_tags(query: Option<&str>) -> Vec<String> {
     query
         .unwrap_or_default()
         .split('&')
-        .filter_map(|pair| pair.strip_prefix("tag="))
-        .map(percent_decode)
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key) == "tag").then(|| percent_decode(value))
+        })
         .collect()
 }
 
@@ -273,6 +308,27 @@ mod tests {
         assert_eq!(
             rejection_rule(route(Method::PUT, "/v2/demo/manifests/a?tag=-x")),
             Rule::TagGrammar
+        );
+        assert_eq!(
+            rejection_rule(route(Method::PUT, "/v2/demo/manifests/a?%74ag=-x")),
+            Rule::TagGrammar
+        );
+    }
+
+    #[test]
+    fn non_path_targets_and_connect_are_rejected() {
+        assert_eq!(
+            rejection_rule(route(Method::OPTIONS, "*")),
+            Rule::RequestTarget
+        );
+        assert_eq!(rejection_rule(route(Method::PUT, "*")), Rule::RequestTarget);
+        assert_eq!(
+            rejection_rule(route(Method::CONNECT, "127.0.0.1:80")),
+            Rule::MethodUnsupported
+        );
+        assert_eq!(
+            route(Method::GET, "http://gate.example/v2/"),
+            Route::Forward
         );
     }
 

@@ -66,10 +66,14 @@ impl Upstream {
         }
     }
 
-    /// The upstream URI for a raw path and query, byte for byte.
+    /// The upstream URI for a raw path and query, byte for byte. It is built from parts, so
+    /// nothing in `path_and_query` can change the configured scheme, host or port.
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, GateError> {
-        format!("{}{}", self.origin, path_and_query)
-            .parse()
+        Uri::builder()
+            .scheme(self.origin.scheme.as_str())
+            .authority(format!("{}:{}", self.origin.host, self.origin.port))
+            .path_and_query(path_and_query)
+            .build()
             .map_err(|error| {
                 GateError::UpstreamInvalid(format!("cannot build upstream URI: {error}"))
             })

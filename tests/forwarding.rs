@@ -530,3 +530,51 @@ async fn config_read_timeout_gives_504_json() {
         "the gate never connected to the upstream"
     );
 }
+
+/// Sends raw request bytes and returns the status code and body of the answer.
+async fn raw_exchange(gate: &str, request: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(gate.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("read answer");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn asterisk_targets_and_connect_are_rejected() {
+    let (registry, gate) = support::registry_and_gate().await;
+
+    let (options_status, options_body) = raw_exchange(
+        &gate,
+        "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (put_status, _) = raw_exchange(
+        &gate,
+        "PUT * HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
+    )
+    .await;
+    let (connect_status, connect_body) = raw_exchange(
+        &gate,
+        "CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+
+    assert_eq!(options_status, 400);
+    assert!(options_body.contains("\"UNSUPPORTED\""), "{options_body}");
+    assert_eq!(put_status, 400);
+    assert_eq!(connect_status, 405);
+    assert!(connect_body.contains("\"UNSUPPORTED\""), "{connect_body}");
+    assert!(registry.requests().is_empty(), "{:?}", registry.requests());
+}

@@ -550,6 +550,10 @@ async fn wasm_layout_rules_reject_with_their_rule() {
     unknown_config["config"] = descriptor(WASM_CONFIG, b"{\"never\":\"uploaded\"}");
     let mut wrong_size = manifest.clone();
     wrong_size["config"]["size"] = json!(config.len() - 1);
+    let mut config_case = manifest.clone();
+    config_case["config"]["mediaType"] = json!("Application/vnd.wasm.config.v0+json");
+    let mut layer_case = manifest.clone();
+    layer_case["layers"][0]["mediaType"] = json!("Application/Wasm");
     let mut oversized = manifest.clone();
     oversized["config"]["size"] = json!(2 * 1024 * 1024);
 
@@ -560,6 +564,20 @@ async fn wasm_layout_rules_reject_with_their_rule() {
             OCI_MANIFEST,
             "MANIFEST_INVALID",
             "wasm-config-type",
+        ),
+        (
+            "config type in other case",
+            config_case,
+            OCI_MANIFEST,
+            "MANIFEST_INVALID",
+            "wasm-config-type",
+        ),
+        (
+            "layer type in other case",
+            layer_case,
+            OCI_MANIFEST,
+            "MANIFEST_INVALID",
+            "wasm-layer-type",
         ),
         (
             "two layers",

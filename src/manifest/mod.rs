@@ -114,15 +114,23 @@ pub fn kind_of(content_type: Option<&HeaderValue>) -> Result<Kind, Rejection> {
         )
         .expected(supported.to_vec()));
     };
+    // Media types are case-insensitive (RFC 9110 section 8.3.1), and Go registries lowercase
+    // the header before dispatching on it.
     let essence = value
         .to_str()
         .unwrap_or_default()
         .split(';')
         .next()
         .unwrap_or_default()
-        .trim();
+        .trim()
+        .to_ascii_lowercase();
 
-    match essence {
+    match essence.as_str() {
+        "" => Err(Rejection::manifest_invalid(
+            Rule::ContentTypeMissing,
+            "the manifest push has an empty Content-Type; set it to the manifest's media type, such as application/vnd.oci.image.manifest.v1+json",
+        )
+        .expected(supported.to_vec())),
         OCI_MANIFEST => Ok(Kind::OciManifest),
         OCI_INDEX => Ok(Kind::OciIndex),
         DOCKER_MANIFEST => Ok(Kind::DockerManifest),

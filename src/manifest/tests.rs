@@ -94,6 +94,10 @@ fn content_types_map_to_kinds() {
 
     assert_eq!(kind(DOCKER_LIST).expect("list"), Kind::DockerList);
     assert_eq!(
+        kind("APPLICATION/VND.OCI.IMAGE.MANIFEST.V1+JSON").expect("any case"),
+        Kind::OciManifest
+    );
+    assert_eq!(
         kind(" application/vnd.oci.image.index.v1+json ;x=y").expect("index"),
         Kind::OciIndex
     );

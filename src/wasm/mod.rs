@@ -36,17 +36,19 @@ pub trait BlobSource {
     ) -> impl Future<Output = Result<Bytes, GateError>> + Send;
 }
 
-/// Whether the manifest claims to be a WebAssembly artifact in the CNCF layout.
+/// Whether the manifest claims to be a WebAssembly artifact in the CNCF layout. Media types
+/// are compared without regard to case, as RFC 6838 defines them, so a differently cased
+/// spelling cannot skip the checks; [`check`] then requires the exact spelling.
 pub fn is_wasm(manifest: &Manifest) -> bool {
     let wasm_config = manifest
         .config
         .as_ref()
-        .is_some_and(|config| config.media_type == WASM_CONFIG);
+        .is_some_and(|config| config.media_type.eq_ignore_ascii_case(WASM_CONFIG));
     wasm_config
         || manifest
             .layers
             .iter()
-            .any(|layer| layer.media_type == WASM_LAYER)
+            .any(|layer| layer.media_type.eq_ignore_ascii_case(WASM_LAYER))
 }
 
 /// Checks a WebAssembly manifest: its layout, then its config blob.
@@ -78,7 +80,7 @@ fn check_layout(manifest: &Manifest) -> Result<&Descriptor, Rejection> {
         return Err(Rejection::manifest_invalid(
             Rule::WasmConfigType,
             format!(
-                "the manifest has an {WASM_LAYER} layer but its config type is {:?}; WebAssembly consumers such as wkg and wasmtime require the config type {WASM_CONFIG}",
+                "the config type of this WebAssembly artifact is {:?}; WebAssembly consumers such as wkg require exactly {WASM_CONFIG}, so set config.mediaType to it",
                 config.media_type
             ),
         )

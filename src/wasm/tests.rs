@@ -141,3 +141,21 @@ fn config_rules_accept_and_reject() {
         );
     }
 }
+
+#[test]
+fn wasm_media_types_are_detected_in_any_case() {
+    let layer = b"\0asm\x01\0\0\0";
+    let config = serde_json::to_vec(&module_config(layer)).expect("serializes");
+    let mut manifest = manifest_for(&config, layer);
+    manifest.config.as_mut().expect("config").media_type =
+        "Application/Vnd.Wasm.Config.V0+Json".into();
+    manifest.layers[0].media_type = "APPLICATION/WASM".into();
+
+    assert!(is_wasm(&manifest));
+    assert_eq!(
+        check_layout(&manifest)
+            .expect_err("exact spelling required")
+            .rule,
+        Rule::WasmConfigType
+    );
+}
