@@ -1,6 +1,8 @@
 //! Relay stage: the pooled HTTP/1.1 client to the upstream registry, and blob reads for
 //! validation (capped, following redirects to object storage without credentials).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,6 +37,8 @@ const USER_AGENT: &str = concat!("wasmgate/", env!("CARGO_PKG_VERSION"));
 pub struct Upstream {
     pub origin: Origin,
     blob_read_timeout: Duration,
+    /// Requests sent upstream so far, forwarded and validation reads alike.
+    sent: Arc<AtomicU64>,
     client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
@@ -62,6 +66,7 @@ impl Upstream {
         Self {
             origin,
             blob_read_timeout,
+            sent: Arc::default(),
             client,
         }
     }
@@ -79,9 +84,15 @@ impl Upstream {
             })
     }
 
+    /// Number of requests sent upstream since the gate started.
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
     /// Sends a request and classifies transport failures: a connect timeout is a 504, any
     /// other failure a 502.
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, GateError> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
         let target = format!("{} {}", request.method(), request.uri());
         self.client.request(request).await.map_err(|error| {
             let timed_out = source_chain(&error).any(|cause| {

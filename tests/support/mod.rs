@@ -27,16 +27,61 @@ use wasmgate::config::{DEFAULT_BLOB_READ_TIMEOUT, DEFAULT_MAX_MANIFEST_BYTES, Or
 /// Time allowed for the registry to print its listening address.
 const REGISTRY_START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Finds a tool on `PATH`, or fails the test with the command that installs it.
-pub fn require_tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("{name} is not on PATH; run scripts/install-test-tools.sh first"))
+/// Directory where `scripts/install-test-tools.sh` puts the Go tools.
+pub fn tools_dir() -> PathBuf {
+    match std::env::var_os("WASMGATE_TOOLS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/wasmgate-test-tools"),
+    }
 }
 
-/// A running `docker-registry` with its storage and logs in a temporary directory.
+/// Finds a tool in the test tools directory, then on `PATH`.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::iter::once(tools_dir().join("bin"))
+        .chain(std::env::split_paths(&path))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Finds a tool, or fails the test with the command that installs it.
+pub fn require_tool(name: &str) -> PathBuf {
+    find_tool(name).unwrap_or_else(|| {
+        panic!("{name} is not installed; run scripts/install-test-tools.sh first")
+    })
+}
+
+/// Registry programs the tests run as upstreams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// CNCF Distribution 2.8, Debian's `docker-registry` package.
+    Distribution2,
+    /// CNCF Distribution v3, `registry` built from the Go module proxy.
+    Distribution3,
+}
+
+impl Flavor {
+    fn binary(self) -> &'static str {
+        match self {
+            Self::Distribution2 => "docker-registry",
+            Self::Distribution3 => "registry",
+        }
+    }
+}
+
+/// How a registry builds the upload and redirect URLs it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urls {
+    /// From the request's `Host` and `X-Forwarded-*` headers, the default.
+    FromRequest,
+    /// Absolute on the registry's own origin (`http.host`), so the gate must rewrite them.
+    OwnOrigin,
+    /// Relative (`http.relativeurls: true`).
+    Relative,
+}
+
+/// A running registry with its storage and logs in a temporary directory.
 pub struct Registry {
     pub address: SocketAddr,
     child: Child,
@@ -47,6 +92,28 @@ impl Registry {
     /// Starts a registry that builds `Location` URLs from request headers, as most do.
     pub fn start() -> Self {
         Self::start_on("127.0.0.1:0", "", "")
+    }
+
+    /// Starts `flavor` on `ip` (any loopback address) with the given URL style.
+    pub fn start_flavor(flavor: Flavor, ip: &str, urls: Urls) -> Self {
+        match urls {
+            Urls::FromRequest => Self::launch(flavor, &format!("{ip}:0"), "", ""),
+            Urls::Relative => {
+                Self::launch(flavor, &format!("{ip}:0"), "  relativeurls: true\n", "")
+            }
+            Urls::OwnOrigin => {
+                let port = std::net::TcpListener::bind(format!("{ip}:0"))
+                    .and_then(|listener| listener.local_addr())
+                    .expect("free loopback port")
+                    .port();
+                Self::launch(
+                    flavor,
+                    &format!("{ip}:{port}"),
+                    &format!("  host: http://{ip}:{port}\n"),
+                    "",
+                )
+            }
+        }
     }
 
     /// Starts a registry with Distribution's `silly` authentication: any request without an
@@ -75,7 +142,11 @@ impl Registry {
     }
 
     fn start_on(listen: &str, extra_http: &str, extra_sections: &str) -> Self {
-        let binary = require_tool("docker-registry");
+        Self::launch(Flavor::Distribution2, listen, extra_http, extra_sections)
+    }
+
+    fn launch(flavor: Flavor, listen: &str, extra_http: &str, extra_sections: &str) -> Self {
+        let binary = require_tool(flavor.binary());
         let directory = tempfile::tempdir().expect("temporary directory");
         let config = directory.path().join("config.yml");
         std::fs::write(
@@ -94,7 +165,7 @@ impl Registry {
             .stdout(Stdio::from(access_log))
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start docker-registry");
+            .unwrap_or_else(|error| panic!("start {}: {error}", flavor.binary()));
 
         let stderr = child.stderr.take().expect("piped stderr");
         let log_path = directory.path().join("registry.log");
@@ -102,7 +173,7 @@ impl Registry {
         std::thread::spawn(move || copy_log_until_address(stderr, &log_path, sender));
         let address = receiver
             .recv_timeout(REGISTRY_START_TIMEOUT)
-            .expect("docker-registry printed no listening address");
+            .unwrap_or_else(|_| panic!("{} printed no listening address", flavor.binary()));
         Self {
             address,
             child,
@@ -139,6 +210,45 @@ impl Registry {
 
     pub fn data_dir(&self) -> &Path {
         self.directory.path()
+    }
+
+    fn storage(&self) -> PathBuf {
+        self.directory.path().join("data/docker/registry/v2")
+    }
+
+    /// The digest that `repository:tag` points at, read from the registry's storage on disk
+    /// so that checking it sends no request.
+    pub fn stored_tag(&self, repository: &str, tag: &str) -> Option<String> {
+        let link = self.storage().join(format!(
+            "repositories/{repository}/_manifests/tags/{tag}/current/link"
+        ));
+        std::fs::read_to_string(link).ok()
+    }
+
+    /// The tags of `repository`, sorted, read from the registry's storage on disk.
+    pub fn stored_tags(&self, repository: &str) -> Vec<String> {
+        let directory = self
+            .storage()
+            .join(format!("repositories/{repository}/_manifests/tags"));
+        let mut tags: Vec<String> = std::fs::read_dir(directory)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        tags.sort();
+        tags
+    }
+
+    /// The bytes of a blob or manifest, read from the registry's storage on disk.
+    pub fn stored_blob(&self, digest: &str) -> Option<Vec<u8>> {
+        let (algorithm, hex) = digest.split_once(':')?;
+        let path = self
+            .storage()
+            .join(format!("blobs/{algorithm}/{}/{hex}/data", hex.get(..2)?));
+        std::fs::read(path).ok()
     }
 }
 
@@ -178,17 +288,23 @@ pub fn settings(upstream: &str) -> Settings {
 }
 
 /// Starts the gate on the current Tokio runtime and returns its base URL.
-pub async fn start_gate(mut settings: Settings) -> String {
+pub async fn start_gate(settings: Settings) -> String {
+    start_gate_with_handle(settings).await.0
+}
+
+/// Starts the gate and returns its base URL and its shared state, for counting the requests
+/// it sent upstream.
+pub async fn start_gate_with_handle(
+    mut settings: Settings,
+) -> (String, std::sync::Arc<wasmgate::gate::Gate>) {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .expect("bind gate");
     settings.listen = listener.local_addr().expect("gate address");
     let url = format!("http://{}", settings.listen);
-    tokio::spawn(wasmgate::server::serve(
-        listener,
-        wasmgate::gate::Gate::new(settings),
-    ));
-    url
+    let gate = wasmgate::gate::Gate::new(settings);
+    tokio::spawn(wasmgate::server::serve(listener, gate.clone()));
+    (url, gate)
 }
 
 /// A registry and a gate in front of it.
