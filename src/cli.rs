@@ -9,6 +9,7 @@ use crate::config::{
     DEFAULT_BLOB_READ_TIMEOUT, DEFAULT_MAX_MANIFEST_BYTES, MAX_MANIFEST_BYTES_LIMIT, Origin,
     Settings,
 };
+use crate::wasm::DEFAULT_INSPECT_MAX_BYTES;
 
 /// Exit code for invalid configuration or usage (`EX_USAGE` of sysexits.h).
 pub const EXIT_USAGE: i32 = 64;
@@ -63,6 +64,26 @@ pub struct ServeArgs {
         default_value_t = DEFAULT_MAX_MANIFEST_BYTES
     )]
     pub max_manifest_bytes: u64,
+
+    /// Largest WebAssembly layer read whole, validated and decoded, in bytes; larger layers
+    /// get a header check and a warning. 0 checks headers only.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "WASMGATE_INSPECT_MAX_BYTES",
+        default_value_t = DEFAULT_INSPECT_MAX_BYTES
+    )]
+    pub inspect_max_bytes: u64,
+
+    /// Reject a WebAssembly push whose config `os` disagrees with the layer (wasip1 for a
+    /// core module, wasip2 for a component) instead of accepting it with a warning.
+    #[arg(long, env = "WASMGATE_STRICT_OS")]
+    pub strict_os: bool,
+
+    /// Turn legacy WebAssembly artifacts (Solo.io, wasm-to-oci, wasmCloud actor) pushed by
+    /// tag into the CNCF layout before forwarding them.
+    #[arg(long, env = "WASMGATE_REWRITE_LEGACY")]
+    pub rewrite_legacy: bool,
 }
 
 impl ServeArgs {
@@ -94,6 +115,9 @@ impl ServeArgs {
             public_url,
             max_manifest_bytes: self.max_manifest_bytes,
             blob_read_timeout: DEFAULT_BLOB_READ_TIMEOUT,
+            inspect_max_bytes: self.inspect_max_bytes,
+            strict_os: self.strict_os,
+            rewrite_legacy: self.rewrite_legacy,
         })
     }
 }

@@ -19,6 +19,12 @@ pub struct Settings {
     /// redirects included. Not a flag yet; [`DEFAULT_BLOB_READ_TIMEOUT`] unless a caller
     /// embedding the gate sets it.
     pub blob_read_timeout: Duration,
+    /// Layers up to this size are read whole and validated; larger ones only by header.
+    pub inspect_max_bytes: u64,
+    /// Reject, instead of warn about, a config `os` that disagrees with the layer.
+    pub strict_os: bool,
+    /// Turn legacy WebAssembly artifacts into the CNCF layout before forwarding them.
+    pub rewrite_legacy: bool,
 }
 
 /// Default for `--max-manifest-bytes`: 4 MiB, the limit of Distribution, zot and Harbor.
@@ -73,7 +79,7 @@ impl Origin {
     /// Parses a base URL such as `https://registry.example.com:5000`. A path other than `/`,
     /// a query, a fragment or user information is an error.
     pub fn parse_base_url(text: &str) -> Result<Self, String> {
-        let (origin, rest) = Self::split(text).ok_or_else(|| {
+        let (origin, rest) = Self::split_url(text).ok_or_else(|| {
             format!("{text:?} is not a valid http or https URL such as http://127.0.0.1:5000 (a port, if given, is 1 to 65535)")
         })?;
         if !rest.is_empty() && rest != "/" {
@@ -108,7 +114,7 @@ impl Origin {
     }
 
     /// Splits an absolute URL into its origin and the rest (path, query and fragment, raw).
-    fn split(url: &str) -> Option<(Self, &str)> {
+    pub fn split_url(url: &str) -> Option<(Self, &str)> {
         let (scheme, after_scheme) = url.split_once("://")?;
         let scheme = Scheme::parse(scheme)?;
         let end = after_scheme
@@ -124,7 +130,7 @@ impl Origin {
     /// Returns the rest of `url` (path and query, byte for byte) when `url` is absolute and
     /// has this origin.
     pub fn strip_from<'a>(&self, url: &'a str) -> Option<&'a str> {
-        match Self::split(url) {
+        match Self::split_url(url) {
             Some((origin, rest)) if origin == *self => Some(rest),
             _ => None,
         }

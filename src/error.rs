@@ -85,6 +85,15 @@ pub enum Rule {
     ConfigOs,
     ConfigLayerDigests,
     ConfigComponent,
+    ConfigOsMismatch,
+    ConfigComponentMismatch,
+    LayerBlobUnknown,
+    LayerSizeMismatch,
+    LayerDigestMismatch,
+    LayerNotWasm,
+    LayerInvalid,
+    LegacyRewriteByDigest,
+    LegacyRewriteTooLarge,
 }
 
 impl Rule {
@@ -132,6 +141,15 @@ impl Rule {
             Self::ConfigOs => "config-os",
             Self::ConfigLayerDigests => "config-layer-digests",
             Self::ConfigComponent => "config-component",
+            Self::ConfigOsMismatch => "config-os-mismatch",
+            Self::ConfigComponentMismatch => "config-component-mismatch",
+            Self::LayerBlobUnknown => "layer-blob-unknown",
+            Self::LayerSizeMismatch => "layer-size-mismatch",
+            Self::LayerDigestMismatch => "layer-digest-mismatch",
+            Self::LayerNotWasm => "layer-not-wasm",
+            Self::LayerInvalid => "layer-invalid",
+            Self::LegacyRewriteByDigest => "legacy-rewrite-by-digest",
+            Self::LegacyRewriteTooLarge => "legacy-rewrite-too-large",
         }
     }
 }

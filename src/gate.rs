@@ -15,17 +15,24 @@ use crate::forward::{self, ClientSide};
 use crate::push;
 use crate::route::{self, Route};
 use crate::upstream::Upstream;
+use crate::wasm::InspectionCache;
 
 /// Shared state of a running gate.
 pub struct Gate {
     pub settings: Settings,
     pub upstream: Upstream,
+    /// Layer inspection results by digest, shared by all requests.
+    pub inspections: InspectionCache,
 }
 
 impl Gate {
     pub fn new(settings: Settings) -> Arc<Self> {
         let upstream = Upstream::new(settings.upstream.clone(), settings.blob_read_timeout);
-        Arc::new(Self { settings, upstream })
+        Arc::new(Self {
+            settings,
+            upstream,
+            inspections: InspectionCache::default(),
+        })
     }
 
     /// Handles one request. Never fails: every error becomes a response.

@@ -3,7 +3,7 @@
 //! original headers and query.
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
@@ -12,9 +12,17 @@ use crate::error::{ErrorCode, GateError, Rejection, Rule};
 use crate::forward::{self, ClientSide};
 use crate::gate::Gate;
 use crate::manifest::{self, Digest, digest::Algorithm};
-use crate::route::ManifestPush;
+use crate::route::{ManifestPush, Reference};
 use crate::upstream::UpstreamBlobs;
 use crate::wasm;
+
+/// What validation decided for a push.
+enum Decision {
+    /// Forward the client's bytes, adding these warnings to the answer.
+    Forward(Vec<String>),
+    /// Forward a rewritten CNCF artifact in place of the client's legacy one.
+    Rewrite(Box<wasm::rewrite::Rewrite>),
+}
 
 /// Validates a manifest push and forwards it when every rule passes.
 pub async fn handle(
@@ -36,22 +44,32 @@ pub async fn handle(
         };
 
     let digest = Digest::of(Algorithm::Sha256, &bytes);
-    if let Err(error) = validate(gate, &target, &parts.headers, &bytes).await {
-        log_rejection(&target, Some(&digest), &error);
-        return Err(error);
+    let decision = match validate(gate, &target, &parts.headers, &bytes).await {
+        Ok(decision) => decision,
+        Err(error) => {
+            log_rejection(&target, Some(&digest), &error);
+            return Err(error);
+        }
+    };
+
+    match decision {
+        Decision::Forward(warnings) => {
+            tracing::debug!(
+                oci.repository = %target.repository,
+                oci.reference = %target.reference,
+                oci.digest = %digest,
+                "manifest push accepted"
+            );
+            for warning in &warnings {
+                tracing::info!(oci.repository = %target.repository, oci.reference = %target.reference, oci.digest = %digest, %warning, "manifest push accepted with a warning");
+            }
+            let request = Request::from_parts(parts, body::full(bytes));
+            let mut response = forward::forward(&gate.upstream, request, client).await?;
+            add_warnings(response.headers_mut(), &warnings);
+            Ok(response)
+        }
+        Decision::Rewrite(rewrite) => forward_rewrite(gate, &target, parts, &rewrite, client).await,
     }
-    tracing::debug!(
-        oci.repository = %target.repository,
-        oci.reference = %target.reference,
-        oci.digest = %digest,
-        "manifest push accepted"
-    );
-    forward::forward(
-        &gate.upstream,
-        Request::from_parts(parts, body::full(bytes)),
-        client,
-    )
-    .await
 }
 
 async fn validate(
@@ -59,18 +77,130 @@ async fn validate(
     target: &ManifestPush,
     headers: &HeaderMap,
     bytes: &[u8],
-) -> Result<(), GateError> {
+) -> Result<Decision, GateError> {
     let manifest = manifest::validate(bytes, headers.get(header::CONTENT_TYPE), &target.reference)?;
+    let blobs = UpstreamBlobs {
+        upstream: &gate.upstream,
+        repository: &target.repository,
+        authorization: headers.get(header::AUTHORIZATION),
+    };
+    let options = wasm::WasmOptions {
+        inspect_max_bytes: gate.settings.inspect_max_bytes,
+        strict_os: gate.settings.strict_os,
+        cache: &gate.inspections,
+    };
+
+    if gate.settings.rewrite_legacy
+        && let Some(artifact) = wasm::rewrite::legacy_artifact(&manifest)
+    {
+        if let Reference::Digest(digest) = &target.reference {
+            return Err(Rejection::manifest_invalid(
+                Rule::LegacyRewriteByDigest,
+                format!(
+                    "this gate rewrites legacy WebAssembly artifacts ({}) into the CNCF layout, which changes the manifest digest, so they must be pushed by tag; push to a tag instead of {digest}",
+                    artifact.config_media_type
+                ),
+            )
+            .found(digest.to_string())
+            .into());
+        }
+        let rewrite = wasm::rewrite::build(&manifest, bytes, &artifact, &blobs, &options).await?;
+        return Ok(Decision::Rewrite(Box::new(rewrite)));
+    }
 
     if wasm::is_wasm(&manifest) {
-        let blobs = UpstreamBlobs {
-            upstream: &gate.upstream,
-            repository: &target.repository,
-            authorization: headers.get(header::AUTHORIZATION),
-        };
-        wasm::check(&manifest, &blobs).await?;
+        let warnings = wasm::check(&manifest, &blobs, &options).await?;
+        return Ok(Decision::Forward(warnings));
     }
-    Ok(())
+    Ok(Decision::Forward(Vec::new()))
+}
+
+/// Uploads the rewritten config, forwards the rewritten manifest under the pushed tag, and
+/// tells the client what was stored. `Docker-Content-Digest` is removed from the answer,
+/// because it names a digest the client did not push and clients such as oras fail when the
+/// header disagrees with their own digest.
+async fn forward_rewrite(
+    gate: &Gate,
+    target: &ManifestPush,
+    mut parts: http::request::Parts,
+    rewrite: &wasm::rewrite::Rewrite,
+    client: &ClientSide,
+) -> Result<Response<Body>, GateError> {
+    let authorization = parts.headers.get(header::AUTHORIZATION).cloned();
+    gate.upstream
+        .upload_blob(
+            &target.repository,
+            &rewrite.config_descriptor.digest,
+            rewrite.config.clone(),
+            authorization.as_ref(),
+        )
+        .await?;
+
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(manifest::OCI_MANIFEST),
+    );
+    parts.headers.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(rewrite.manifest.len()),
+    );
+    let request = Request::from_parts(parts, body::full(rewrite.manifest.clone()));
+    let mut response = forward::forward(&gate.upstream, request, client).await?;
+    if !response.status().is_success() {
+        return Ok(response);
+    }
+
+    tracing::info!(
+        oci.repository = %target.repository,
+        oci.reference = %target.reference,
+        oci.digest = %rewrite.original_digest,
+        oci.stored_digest = %rewrite.stored_digest,
+        "legacy WebAssembly artifact rewritten to the CNCF layout"
+    );
+    let headers = response.headers_mut();
+    headers.remove("docker-content-digest");
+    if let Ok(value) = HeaderValue::from_str(&rewrite.stored_digest.to_string()) {
+        headers.insert(STORED_DIGEST_HEADER, value);
+    }
+    let warning = format!(
+        "wasmgate rewrote this legacy WebAssembly artifact to the CNCF layout: pushed {}, stored {}",
+        rewrite.original_digest, rewrite.stored_digest
+    );
+    add_warnings(headers, &[warning]);
+    Ok(response)
+}
+
+/// Response header that carries the digest of the manifest the registry stored when the
+/// gate rewrote a legacy artifact.
+pub const STORED_DIGEST_HEADER: &str = "wasmgate-stored-digest";
+
+/// Most bytes of `Warning` header values added to one answer, as the distribution
+/// specification allows.
+const MAX_WARNING_BYTES: usize = 4096;
+
+/// Adds one `Warning: 299 - "<text>"` header per warning, up to [`MAX_WARNING_BYTES`] in all.
+fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
+    let mut total = 0;
+    for warning in warnings {
+        let text: String = warning
+            .chars()
+            .map(|c| {
+                if c == '"' || c == '\\' || c.is_control() || !c.is_ascii() {
+                    '\''
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let value = format!("299 - \"{text}\"");
+        total += value.len();
+        if total > MAX_WARNING_BYTES {
+            break;
+        }
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.append(header::WARNING, value);
+        }
+    }
 }
 
 /// Reads the manifest body, stopping at `max_bytes`. A `Content-Length` above the cap is

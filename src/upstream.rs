@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -14,12 +14,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::body::{Body, empty};
+use crate::body::{Body, empty, full};
 use crate::config::Origin;
 use crate::error::{GateError, Rejection, Rule, UpstreamAnswer};
 use crate::forward::strip_hop_by_hop;
-use crate::manifest::Descriptor;
-use crate::wasm::{self, BlobSource};
+use crate::manifest::digest::Hasher;
+use crate::manifest::{Descriptor, Digest};
+use crate::wasm::{self, BlobRole, BlobSource};
 
 /// Time allowed to open a TCP connection to the upstream.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -117,11 +118,13 @@ impl Upstream {
         &self,
         repository: &str,
         descriptor: &Descriptor,
+        role: BlobRole,
         authorization: Option<&HeaderValue>,
-        max_bytes: u64,
+        limit: ReadLimit,
     ) -> Result<Bytes, GateError> {
         let path = format!("/v2/{repository}/blobs/{}", descriptor.digest);
-        let read = self.read_blob_following_redirects(&path, descriptor, authorization, max_bytes);
+        let read =
+            self.read_blob_following_redirects(&path, descriptor, role, authorization, limit);
         match tokio::time::timeout(self.blob_read_timeout, read).await {
             Ok(result) => result,
             Err(_) => {
@@ -135,8 +138,9 @@ impl Upstream {
         &self,
         path: &str,
         descriptor: &Descriptor,
+        role: BlobRole,
         authorization: Option<&HeaderValue>,
-        max_bytes: u64,
+        limit: ReadLimit,
     ) -> Result<Bytes, GateError> {
         let mut url = format!("{}{path}", self.origin);
         for _ in 0..=MAX_REDIRECTS {
@@ -149,19 +153,30 @@ impl Upstream {
             if let (true, Some(value)) = (own_origin, authorization) {
                 request = request.header(header::AUTHORIZATION, value);
             }
+            if let ReadLimit::Prefix { length } = limit {
+                request = request.header(
+                    header::RANGE,
+                    format!("bytes=0-{}", length.saturating_sub(1)),
+                );
+            }
             let request = request.body(empty()).map_err(|error| {
                 GateError::UpstreamInvalid(format!("invalid blob URL {url:?}: {error}"))
             })?;
 
             let response = self.send(request).await?;
-            let status = response.status();
-            match status {
-                StatusCode::OK => return read_capped(response, descriptor, max_bytes).await,
+            match response.status() {
+                StatusCode::OK | StatusCode::PARTIAL_CONTENT => {
+                    return read_body(response, descriptor, role, limit).await;
+                }
+                // An empty blob has no byte 0, so a range read of it is unsatisfiable.
+                StatusCode::RANGE_NOT_SATISFIABLE if matches!(limit, ReadLimit::Prefix { .. }) => {
+                    return Ok(Bytes::new());
+                }
                 status if status.is_redirection() => {
                     url = redirect_target(&url, response.headers())?;
                 }
                 StatusCode::NOT_FOUND if own_origin => {
-                    return Err(wasm::config_blob_unknown(descriptor).into());
+                    return Err(wasm::blob_unknown(descriptor, role).into());
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if own_origin => {
                     return Err(relay_answer(response).await);
@@ -178,30 +193,156 @@ impl Upstream {
             "more than {MAX_REDIRECTS} redirects reading {path}"
         )))
     }
+
+    /// Uploads a blob the gate built (a rewritten config) to `repository` with the client's
+    /// credentials: a POST to start the upload, then one PUT with the bytes.
+    pub async fn upload_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        bytes: Bytes,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<(), GateError> {
+        let start = format!("{}/v2/{repository}/blobs/uploads/", self.origin);
+        let response = self
+            .send(self.blob_request(Method::POST, &start, authorization, empty())?)
+            .await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(self.upload_failure(response, &start).await);
+        }
+        // Upload locations are opaque, but the gate always sends the PUT to the upstream's
+        // own origin, so credentials never leave it.
+        let location = redirect_target(&start, response.headers())?;
+        let path = match Origin::split_url(&location) {
+            Some((_, rest)) => rest.to_owned(),
+            None => location.clone(),
+        };
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let finish = format!("{}{path}{separator}digest={digest}", self.origin);
+        let mut request =
+            self.blob_request(Method::PUT, &finish, authorization, full(bytes.clone()))?;
+        request.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        request
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        let response = self.send(request).await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(self.upload_failure(response, &finish).await);
+        }
+        Ok(())
+    }
+
+    fn blob_request(
+        &self,
+        method: Method,
+        url: &str,
+        authorization: Option<&HeaderValue>,
+        body: Body,
+    ) -> Result<Request<Body>, GateError> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(url)
+            .header(header::USER_AGENT, USER_AGENT);
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        request.body(body).map_err(|error| {
+            GateError::UpstreamInvalid(format!("invalid upload URL {url:?}: {error}"))
+        })
+    }
+
+    /// Relays a 401 or 403, which the client can act on; anything else is a 502.
+    async fn upload_failure(&self, response: Response<Incoming>, url: &str) -> GateError {
+        match response.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => relay_answer(response).await,
+            status => {
+                tracing::warn!(upstream.url = %url, http.status = %status, "uploading a rewritten config failed");
+                GateError::UpstreamInvalid(format!("upload to {url} answered {status}"))
+            }
+        }
+    }
 }
 
-/// Reads a 200 body, rejecting a blob larger than `max_bytes`.
-async fn read_capped(
+/// How much of a blob a validation read takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadLimit {
+    /// The whole blob, verified against the descriptor; more than `max_bytes` is rejected.
+    Whole { max_bytes: u64 },
+    /// The first `length` bytes, not verified (the rest is never read).
+    Prefix { length: usize },
+}
+
+/// Reads a 200 or 206 body as `limit` says. A whole blob is hashed frame by frame as it
+/// arrives and checked against the descriptor's size and digest.
+async fn read_body(
     response: Response<Incoming>,
     descriptor: &Descriptor,
-    max_bytes: u64,
+    role: BlobRole,
+    limit: ReadLimit,
 ) -> Result<Bytes, GateError> {
-    let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
-    match Limited::new(response.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Rejection::manifest_invalid(
+    let mut body = response.into_body();
+    let mut bytes = BytesMut::new();
+    let mut hasher = Hasher::new(descriptor.digest.algorithm);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            GateError::UpstreamInvalid(format!(
+                "reading blob {} failed: {error}",
+                descriptor.digest
+            ))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        match limit {
+            ReadLimit::Prefix { length } => {
+                bytes.extend_from_slice(&data[..data.len().min(length - bytes.len())]);
+                if bytes.len() >= length {
+                    // Dropping the body here closes this upstream connection; the rest of
+                    // the blob is never transferred.
+                    break;
+                }
+            }
+            ReadLimit::Whole { max_bytes } => {
+                if (bytes.len() + data.len()) as u64 > max_bytes {
+                    return Err(too_large(descriptor, role, max_bytes).into());
+                }
+                hasher.update(&data);
+                bytes.extend_from_slice(&data);
+            }
+        }
+    }
+    if let ReadLimit::Whole { .. } = limit {
+        wasm::verify_size(descriptor, role, bytes.len() as u64)?;
+        wasm::verify_digest(descriptor, role, &hasher.finish())?;
+    }
+    Ok(bytes.freeze())
+}
+
+fn too_large(descriptor: &Descriptor, role: BlobRole, max_bytes: u64) -> Rejection {
+    match role {
+        BlobRole::Config => Rejection::manifest_invalid(
             Rule::ConfigTooLarge,
             format!(
                 "the config blob {} is larger than {max_bytes} bytes, the most the gate reads; a WebAssembly config is a small JSON document",
                 descriptor.digest
             ),
         )
-        .at("$.config")
-        .into()),
-        Err(error) => Err(GateError::UpstreamInvalid(format!(
-            "reading blob {} failed: {error}",
-            descriptor.digest
-        ))),
+        .at("$.config"),
+        // Layers are read whole only when their descriptor's size is within the limit, so a
+        // longer body means the size in the manifest is wrong.
+        BlobRole::Layer(_) => Rejection::manifest_invalid(
+            Rule::LayerSizeMismatch,
+            format!(
+                "{} {} is longer than the {} bytes the manifest says; set its size to the blob's length",
+                role.describe(),
+                descriptor.digest,
+                descriptor.size
+            ),
+        )
+        .at(format!("{}.size", role.path())),
     }
 }
 
@@ -286,9 +427,27 @@ pub struct UpstreamBlobs<'a> {
 }
 
 impl BlobSource for UpstreamBlobs<'_> {
-    async fn fetch(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes, GateError> {
+    async fn fetch(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        max_bytes: u64,
+    ) -> Result<Bytes, GateError> {
+        let limit = ReadLimit::Whole { max_bytes };
         self.upstream
-            .read_blob(self.repository, descriptor, self.authorization, max_bytes)
+            .read_blob(self.repository, descriptor, role, self.authorization, limit)
+            .await
+    }
+
+    async fn fetch_prefix(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        length: usize,
+    ) -> Result<Bytes, GateError> {
+        let limit = ReadLimit::Prefix { length };
+        self.upstream
+            .read_blob(self.repository, descriptor, role, self.authorization, limit)
             .await
     }
 }

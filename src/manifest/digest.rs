@@ -123,6 +123,41 @@ impl Digest {
     }
 }
 
+/// Incremental hashing for a blob that arrives in pieces.
+pub enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub fn new(algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::Sha256 => Self::Sha256(Sha256::new()),
+            Algorithm::Sha512 => Self::Sha512(Sha512::new()),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Sha256(hasher) => hasher.update(bytes),
+            Self::Sha512(hasher) => hasher.update(bytes),
+        }
+    }
+
+    pub fn finish(self) -> Digest {
+        match self {
+            Self::Sha256(hasher) => Digest {
+                algorithm: Algorithm::Sha256,
+                hex: hex(&hasher.finalize()),
+            },
+            Self::Sha512(hasher) => Digest {
+                algorithm: Algorithm::Sha512,
+                hex: hex(&hasher.finalize()),
+            },
+        }
+    }
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.algorithm.as_str(), self.hex)

@@ -4,15 +4,27 @@
 //! `target` and a module's `component`. Unknown fields are tolerated, as the image
 //! specification asks of processors.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::inspect::Interfaces;
 use crate::error::{Rejection, Rule};
 use crate::manifest::{Digest, json_type, strict_json};
 
-/// Checks a config blob against the manifest's layer digests, in order.
-pub fn check_config(bytes: &[u8], layer_digests: &[&Digest]) -> Result<(), Rejection> {
+/// What a valid config says about its layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigClaims {
+    pub os: Os,
+    /// `config.component`, when it is not null.
+    pub component: Option<Interfaces>,
+}
+
+/// Checks a config blob against the manifest's layer digests, in order, and returns its
+/// claims about the layer.
+pub fn check_config(bytes: &[u8], layer_digests: &[&Digest]) -> Result<ConfigClaims, Rejection> {
     let document = strict_json::parse(bytes, "WebAssembly config")?;
     let Value::Object(config) = &document else {
         return Err(Rejection::manifest_invalid(
@@ -28,8 +40,8 @@ pub fn check_config(bytes: &[u8], layer_digests: &[&Digest]) -> Result<(), Rejec
     check_architecture(config)?;
     let os = check_os(config)?;
     check_layer_digests(config, layer_digests)?;
-    check_component(config, os)?;
-    Ok(())
+    let component = check_component(config, os)?;
+    Ok(ConfigClaims { os, component })
 }
 
 fn check_created(config: &Map<String, Value>) -> Result<(), Rejection> {
@@ -79,11 +91,20 @@ fn check_architecture(config: &Map<String, Value>) -> Result<(), Rejection> {
 
 /// WebAssembly system interface targets that the CNCF layout names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Os {
+pub enum Os {
     /// A core module.
     Wasip1,
     /// A component.
     Wasip2,
+}
+
+impl std::fmt::Display for Os {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Wasip1 => "wasip1",
+            Self::Wasip2 => "wasip2",
+        })
+    }
 }
 
 fn check_os(config: &Map<String, Value>) -> Result<Os, Rejection> {
@@ -175,9 +196,10 @@ fn check_layer_digests(config: &Map<String, Value>, layers: &[&Digest]) -> Resul
     Ok(())
 }
 
-fn check_component(config: &Map<String, Value>, os: Os) -> Result<(), Rejection> {
+/// Checks `config.component` and returns its interface lists, or `None` when it is null.
+fn check_component(config: &Map<String, Value>, os: Os) -> Result<Option<Interfaces>, Rejection> {
     let component = match config.get("component") {
-        None | Some(Value::Null) if os == Os::Wasip1 => return Ok(()),
+        None | Some(Value::Null) if os == Os::Wasip1 => return Ok(None),
         None | Some(Value::Null) => {
             return Err(Rejection::manifest_invalid(
                 Rule::ConfigComponent,
@@ -195,38 +217,51 @@ fn check_component(config: &Map<String, Value>, os: Os) -> Result<(), Rejection>
         }
     };
 
-    for field in ["exports", "imports"] {
-        let path = format!("config.component.{field}");
-        match component.get(field) {
-            Some(Value::Array(items)) => {
-                if let Some((index, item)) =
-                    items.iter().enumerate().find(|(_, item)| !item.is_string())
-                {
-                    return Err(component_type_error(
-                        &format!("{path}[{index}]"),
-                        "a string",
-                        item,
-                    ));
-                }
-            }
-            Some(Value::Null) | None => {
-                return Err(Rejection::manifest_invalid(
-                    Rule::ConfigComponent,
-                    format!("{path} is missing; it must be an array of interface names, empty if there are none"),
-                )
-                .at(path));
-            }
-            Some(other) => return Err(component_type_error(&path, "an array of strings", other)),
-        }
-    }
-
+    let exports = interface_names(component, "exports")?;
+    let imports = interface_names(component, "imports")?;
     match component.get("target") {
-        None | Some(Value::Null | Value::String(_)) => Ok(()),
+        None | Some(Value::Null | Value::String(_)) => Ok(Some(Interfaces { imports, exports })),
         Some(other) => Err(component_type_error(
             "config.component.target",
             "a string or null",
             other,
         )),
+    }
+}
+
+/// Reads `config.component.<field>`, an array of interface names.
+fn interface_names(
+    component: &Map<String, Value>,
+    field: &str,
+) -> Result<BTreeSet<String>, Rejection> {
+    let path = format!("config.component.{field}");
+    match component.get(field) {
+        Some(Value::Array(items)) => {
+            let mut names = BTreeSet::new();
+            for (index, item) in items.iter().enumerate() {
+                match item {
+                    Value::String(name) => {
+                        names.insert(name.clone());
+                    }
+                    other => {
+                        return Err(component_type_error(
+                            &format!("{path}[{index}]"),
+                            "a string",
+                            other,
+                        ));
+                    }
+                }
+            }
+            Ok(names)
+        }
+        Some(Value::Null) | None => Err(Rejection::manifest_invalid(
+            Rule::ConfigComponent,
+            format!(
+                "{path} is missing; it must be an array of interface names, empty if there are none"
+            ),
+        )
+        .at(path)),
+        Some(other) => Err(component_type_error(&path, "an array of strings", other)),
     }
 }
 

@@ -1,21 +1,27 @@
 //! Validate stage, second half: the CNCF WebAssembly artifact layout (TAG Runtime WASM
 //! working group, "Wasm OCI Artifact layout"), checked whenever a manifest uses the
-//! WebAssembly config or layer type.
+//! WebAssembly config or layer type: the manifest's shape, the config blob's fields, and the
+//! config's claims against what the layer bytes really are.
 //!
-//! The config blob is read back from wherever [`BlobSource`] finds it: the upstream registry
-//! in the gate, files in an offline check, memory in tests.
+//! Blobs are read through [`BlobSource`]: from the upstream registry in the gate, from memory
+//! in tests.
 
+mod blob;
 mod config;
+pub mod inspect;
+pub mod rewrite;
+mod truth;
 
 use std::future::Future;
 
 use bytes::Bytes;
-use http::StatusCode;
 
-use crate::error::{ErrorCode, GateError, Rejection, Rule};
+use crate::error::{GateError, Rejection, Rule};
 use crate::manifest::{Descriptor, Digest, Kind, Manifest, OCI_MANIFEST};
 
-pub use config::check_config;
+pub use blob::{BlobRole, blob_unknown, verify_blob, verify_digest, verify_size};
+pub use config::{ConfigClaims, Os, check_config};
+pub use inspect::InspectionCache;
 
 /// Config media type of the CNCF layout.
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
@@ -24,16 +30,36 @@ pub const WASM_LAYER: &str = "application/wasm";
 /// Largest config blob the gate reads. Real configs are a few hundred bytes to a few KiB;
 /// the cap bounds the memory a hostile descriptor can make the gate use.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// Default for `--inspect-max-bytes`: layers up to 64 MiB are read whole and validated.
+pub const DEFAULT_INSPECT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Reads a blob that a manifest refers to.
+/// Reads blobs that a manifest refers to.
 pub trait BlobSource {
-    /// Returns the blob's bytes, reading at most `max_bytes`. An absent blob is a
-    /// [`Rule::ConfigBlobUnknown`] rejection.
+    /// Returns a whole blob, at most `max_bytes`, verified against the descriptor's size and
+    /// digest. An absent blob is a `MANIFEST_BLOB_UNKNOWN` rejection.
     fn fetch(
         &self,
         descriptor: &Descriptor,
+        role: BlobRole,
         max_bytes: u64,
     ) -> impl Future<Output = Result<Bytes, GateError>> + Send;
+
+    /// Returns the first `length` bytes of a blob, or all of it when it is shorter.
+    fn fetch_prefix(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        length: usize,
+    ) -> impl Future<Output = Result<Bytes, GateError>> + Send;
+}
+
+/// Settings of the WebAssembly checks.
+pub struct WasmOptions<'a> {
+    /// Layers up to this size are validated whole; larger ones only by their header.
+    pub inspect_max_bytes: u64,
+    /// Reject, instead of warn about, a config `os` that disagrees with the binary kind.
+    pub strict_os: bool,
+    pub cache: &'a InspectionCache,
 }
 
 /// Whether the manifest claims to be a WebAssembly artifact in the CNCF layout. Media types
@@ -51,16 +77,24 @@ pub fn is_wasm(manifest: &Manifest) -> bool {
             .any(|layer| layer.media_type.eq_ignore_ascii_case(WASM_LAYER))
 }
 
-/// Checks a WebAssembly manifest: its layout, then its config blob.
-pub async fn check(manifest: &Manifest, blobs: &impl BlobSource) -> Result<(), GateError> {
+/// Checks a WebAssembly manifest: its layout, its config blob, and the config's claims
+/// against the layer. Returns warnings for problems that do not reject the push.
+pub async fn check(
+    manifest: &Manifest,
+    blobs: &impl BlobSource,
+    options: &WasmOptions<'_>,
+) -> Result<Vec<String>, GateError> {
     let config = check_layout(manifest)?;
 
-    let bytes = blobs.fetch(config, MAX_CONFIG_BYTES).await?;
-    check_blob(config, &bytes)?;
-
+    let bytes = blobs
+        .fetch(config, BlobRole::Config, MAX_CONFIG_BYTES)
+        .await?;
     let layer_digests: Vec<&Digest> = manifest.layers.iter().map(|layer| &layer.digest).collect();
-    check_config(&bytes, &layer_digests)?;
-    Ok(())
+    let claims = check_config(&bytes, &layer_digests)?;
+
+    let layer = &manifest.layers[0];
+    let inspection = truth::inspect_layer(layer, blobs, options).await?;
+    Ok(truth::compare(&claims, layer, &inspection, options)?)
 }
 
 /// Checks the manifest type, config type and layer count, and returns the config descriptor.
@@ -127,55 +161,6 @@ fn check_layout(manifest: &Manifest) -> Result<&Descriptor, Rejection> {
         .found(config.size));
     }
     Ok(config)
-}
-
-/// Checks that the fetched config is the blob the descriptor names.
-fn check_blob(config: &Descriptor, bytes: &[u8]) -> Result<(), Rejection> {
-    if bytes.len() as u64 != config.size {
-        return Err(Rejection::manifest_invalid(
-            Rule::ConfigSizeMismatch,
-            format!(
-                "the config blob {} is {} bytes but the manifest says {}; set config.size to the blob's length",
-                config.digest,
-                bytes.len(),
-                config.size
-            ),
-        )
-        .at("$.config.size")
-        .expected(bytes.len())
-        .found(config.size));
-    }
-    if !config.digest.matches(bytes) {
-        let actual = Digest::of(config.digest.algorithm, bytes);
-        return Err(Rejection::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::DigestInvalid,
-            Rule::ConfigDigestMismatch,
-            format!(
-                "the registry returned config bytes that hash to {actual}, not {}",
-                config.digest
-            ),
-        )
-        .at("$.config.digest")
-        .expected(config.digest.to_string())
-        .found(actual.to_string()));
-    }
-    Ok(())
-}
-
-/// The rejection for a config blob the registry does not have.
-pub fn config_blob_unknown(config: &Descriptor) -> Rejection {
-    Rejection::new(
-        StatusCode::BAD_REQUEST,
-        ErrorCode::ManifestBlobUnknown,
-        Rule::ConfigBlobUnknown,
-        format!(
-            "the config blob {} is not in the repository; upload the config blob before the manifest",
-            config.digest
-        ),
-    )
-    .at("$.config.digest")
-    .found(config.digest.to_string())
 }
 
 #[cfg(test)]

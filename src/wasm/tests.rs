@@ -13,11 +13,39 @@ use crate::route::Reference;
 struct MemoryBlobs(HashMap<String, Bytes>);
 
 impl BlobSource for MemoryBlobs {
-    async fn fetch(&self, descriptor: &Descriptor, _max_bytes: u64) -> Result<Bytes, GateError> {
-        match self.0.get(&descriptor.digest.to_string()) {
-            Some(bytes) => Ok(bytes.clone()),
-            None => Err(config_blob_unknown(descriptor).into()),
-        }
+    async fn fetch(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        _max_bytes: u64,
+    ) -> Result<Bytes, GateError> {
+        let bytes = self
+            .0
+            .get(&descriptor.digest.to_string())
+            .ok_or_else(|| blob_unknown(descriptor, role))?;
+        verify_blob(descriptor, role, bytes)?;
+        Ok(bytes.clone())
+    }
+
+    async fn fetch_prefix(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        length: usize,
+    ) -> Result<Bytes, GateError> {
+        let bytes = self
+            .0
+            .get(&descriptor.digest.to_string())
+            .ok_or_else(|| blob_unknown(descriptor, role))?;
+        Ok(bytes.slice(..length.min(bytes.len())))
+    }
+}
+
+fn options(cache: &InspectionCache) -> WasmOptions<'_> {
+    WasmOptions {
+        inspect_max_bytes: DEFAULT_INSPECT_MAX_BYTES,
+        strict_os: false,
+        cache,
     }
 }
 
@@ -50,15 +78,20 @@ fn manifest_for(config: &[u8], layer: &[u8]) -> Manifest {
         .expect("valid manifest")
 }
 
-async fn run(config: &[u8], stored: &[u8], layer: &[u8]) -> Result<(), GateError> {
-    let blobs = MemoryBlobs(HashMap::from([(
-        digest(config),
-        Bytes::copy_from_slice(stored),
-    )]));
-    check(&manifest_for(config, layer), &blobs).await
+async fn run(config: &[u8], stored: &[u8], layer: &[u8]) -> Result<Vec<String>, GateError> {
+    let blobs = MemoryBlobs(HashMap::from([
+        (digest(config), Bytes::copy_from_slice(stored)),
+        (digest(layer), Bytes::copy_from_slice(layer)),
+    ]));
+    check(
+        &manifest_for(config, layer),
+        &blobs,
+        &options(&InspectionCache::default()),
+    )
+    .await
 }
 
-fn rule(result: Result<(), GateError>) -> Rule {
+fn rule<T: std::fmt::Debug>(result: Result<T, GateError>) -> Rule {
     result
         .expect_err("rejected")
         .rejection()
@@ -83,9 +116,13 @@ async fn config_blob_must_exist_and_match() {
     tampered[0] = b' ';
     let blobs = MemoryBlobs(HashMap::new());
 
-    let missing = check(&manifest_for(&config, layer), &blobs)
-        .await
-        .expect_err("missing");
+    let missing = check(
+        &manifest_for(&config, layer),
+        &blobs,
+        &options(&InspectionCache::default()),
+    )
+    .await
+    .expect_err("missing");
     let rejection = missing.rejection().expect("a rejection");
     assert_eq!(rejection.code, ErrorCode::ManifestBlobUnknown);
     assert_eq!(rejection.status, StatusCode::BAD_REQUEST);

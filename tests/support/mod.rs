@@ -284,6 +284,9 @@ pub fn settings(upstream: &str) -> Settings {
         public_url: None,
         max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
         blob_read_timeout: DEFAULT_BLOB_READ_TIMEOUT,
+        inspect_max_bytes: wasmgate::wasm::DEFAULT_INSPECT_MAX_BYTES,
+        strict_os: false,
+        rewrite_legacy: false,
     }
 }
 
