@@ -21,6 +21,10 @@ use wasmgate::body::{self, Body, empty, full};
 
 const MIB: u64 = 1024 * 1024;
 const WARMUP_PUSHES: usize = 50;
+/// Size of the component whose inspection is timed, in MiB.
+const INSPECTED_MIB: usize = 10;
+/// Distinct components pushed to time inspection; each one is read cold once.
+const INSPECTION_SAMPLES: usize = 7;
 
 type HttpClient = Client<HttpConnector, Body>;
 
@@ -232,6 +236,94 @@ async fn manifest_latencies(
     latencies
 }
 
+/// A component of about `mib` MiB: a core module whose data segment fills that much memory.
+/// `seed` changes the data, so every sample has its own layer digest.
+fn big_component(mib: usize, seed: usize) -> Vec<u8> {
+    let length = mib * 1024 * 1024;
+    let pages = length / 65536 + 1;
+    let data: String = (0..length)
+        .map(|index| char::from(b'a' + ((index + seed) % 26) as u8))
+        .collect();
+    let text =
+        format!("(component (core module (memory {pages}) (data (i32.const 0) \"{data}\")))");
+    wat::parse_str(text).expect("component WAT compiles")
+}
+
+/// Pushes `samples` distinct components of `mib` MiB: each manifest once direct, once through
+/// the gate (cold: the layer is read and inspected), and again through the gate under a new
+/// tag (cached). Returns the sorted latencies of the three.
+async fn inspection_latencies(
+    client: &HttpClient,
+    direct: &str,
+    gate: &str,
+    mib: usize,
+    samples: usize,
+) -> [Vec<Duration>; 3] {
+    let mut results: [Vec<Duration>; 3] = Default::default();
+    for sample in 0..samples {
+        let layer = big_component(mib, sample);
+        let config = serde_json::to_vec(&json!({
+            "created": "2026-01-01T00:00:00Z", "author": null, "architecture": "wasm", "os": "wasip2",
+            "layerDigests": [sha256(&layer)], "component": {"exports": [], "imports": [], "target": null}
+        }))
+        .expect("config");
+        let manifest = Bytes::from(
+            serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.wasm.config.v0+json", "digest": sha256(&config), "size": config.len()},
+                "layers": [{"mediaType": "application/wasm", "digest": sha256(&layer), "size": layer.len()}]
+            }))
+            .expect("manifest"),
+        );
+        for (base, repository) in [
+            (direct, "bench/inspect-direct"),
+            (gate, "bench/inspect-gate"),
+        ] {
+            upload(
+                client,
+                base,
+                repository,
+                &sha256(&layer),
+                full(layer.clone()),
+            )
+            .await;
+            upload(
+                client,
+                base,
+                repository,
+                &sha256(&config),
+                full(config.clone()),
+            )
+            .await;
+        }
+        let pushes = [
+            (direct, "bench/inspect-direct", format!("cold-{sample}")),
+            (gate, "bench/inspect-gate", format!("cold-{sample}")),
+            (gate, "bench/inspect-gate", format!("cached-{sample}")),
+        ];
+        for (slot, (base, repository, tag)) in pushes.iter().enumerate() {
+            let url = format!("{base}/v2/{repository}/manifests/{tag}");
+            let started = Instant::now();
+            let (status, _, body) = send(
+                client,
+                Method::PUT,
+                &url,
+                Some("application/vnd.oci.image.manifest.v1+json"),
+                full(manifest.clone()),
+            )
+            .await;
+            let elapsed = started.elapsed();
+            assert_eq!(status, StatusCode::CREATED, "{body:?}");
+            results[slot].push(elapsed);
+        }
+    }
+    for latencies in &mut results {
+        latencies.sort();
+    }
+    results
+}
+
 fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
     let index = ((sorted.len() as f64 * fraction).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[index].as_secs_f64() * 1000.0
@@ -272,6 +364,17 @@ async fn main() {
         println!(
             "| WebAssembly manifest push {name} ({pushes} pushes) | {direct:.2} ms | {gate:.2} ms | +{:.2} ms |",
             gate - direct
+        );
+    }
+
+    let [inspect_direct, cold, cached] =
+        inspection_latencies(&client, direct, gate, INSPECTED_MIB, INSPECTION_SAMPLES).await;
+    let direct_p50 = percentile(&inspect_direct, 0.5);
+    for (name, latencies) in [("cold", &cold), ("cached", &cached)] {
+        let gate_p50 = percentile(latencies, 0.5);
+        println!(
+            "| {INSPECTED_MIB} MiB component manifest push, {name} inspection (median of {INSPECTION_SAMPLES}) | {direct_p50:.2} ms | {gate_p50:.2} ms | +{:.2} ms |",
+            gate_p50 - direct_p50
         );
     }
 }

@@ -86,7 +86,11 @@ gate and registry share the cores.
 in the same run. Blob throughput is one upload (POST, then one PUT with the whole body) and
 one download. Manifest latency is the time of one \`PUT\` of a WebAssembly manifest under a
 new tag, over $PUSHES pushes after 50 uncounted warm-up pushes; through the gate it includes
-reading the config blob back from the registry and validating it.
+reading the config blob and the layer back from the registry and validating them. The
+component rows push distinct 10 MiB components (a core module with a 10 MiB data segment):
+"cold" is the first push of each through the gate, which reads, hashes, validates and decodes
+the layer; "cached" pushes the same manifest again under a new tag, so the inspection comes
+from the cache and only the config is read.
 
 | Measurement | Direct | Gate | Gate vs direct |
 |---|---|---|---|

@@ -140,6 +140,25 @@ mod tests {
         assert_eq!(settings.listen.to_string(), "127.0.0.1:5050");
         assert_eq!(settings.upstream.to_string(), "http://127.0.0.1:5000");
         assert_eq!(settings.max_manifest_bytes, 4_194_304);
+        assert_eq!(settings.inspect_max_bytes, 64 * 1024 * 1024);
+        assert!(!settings.strict_os);
+        assert!(!settings.rewrite_legacy);
+    }
+
+    #[test]
+    fn webassembly_flags_are_read() {
+        let settings = serve_args(&[
+            "--inspect-max-bytes",
+            "0",
+            "--strict-os",
+            "--rewrite-legacy",
+        ])
+        .settings()
+        .expect("valid flags");
+
+        assert_eq!(settings.inspect_max_bytes, 0);
+        assert!(settings.strict_os);
+        assert!(settings.rewrite_legacy);
     }
 
     #[test]

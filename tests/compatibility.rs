@@ -157,8 +157,9 @@ async fn wkg_component(client: &Client, registry: &Registry, host: &str) -> Resu
     Ok(format!("pushed and pulled, {stored}"))
 }
 
-/// wkg 0.16.1 labels a core module `os: "wasip2"` with an empty `component`. The gate checks
-/// the config's form only, so the push is accepted; the mislabel is recorded.
+/// wkg 0.16.1 labels a core module `os: "wasip2"` with an empty `component`. The gate reads
+/// the layer, sees a core module, and accepts the push with a `Warning` header (without
+/// `--strict-os`); the mislabel is recorded.
 async fn wkg_module(client: &Client, registry: &Registry, host: &str) -> Result<String, String> {
     let image = format!("{host}/wkg/module:1.0.0");
     client
@@ -179,7 +180,13 @@ async fn wkg_module(client: &Client, registry: &Registry, host: &str) -> Result<
         .stored_blob(config_digest)
         .ok_or("config bytes missing")?;
     let config: Value = serde_json::from_slice(&config).map_err(|error| error.to_string())?;
-    Ok(format!("accepted; wkg wrote os {}", config["os"]))
+    ensure(config["os"] == "wasip2", || {
+        format!(
+            "wkg wrote os {}; the documented outcome assumes wasip2",
+            config["os"]
+        )
+    })?;
+    Ok("accepted with a Warning header: wkg labels the core module os wasip2".into())
 }
 
 async fn oras_cncf_push(

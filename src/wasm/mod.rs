@@ -85,16 +85,16 @@ pub async fn check(
     options: &WasmOptions<'_>,
 ) -> Result<Vec<String>, GateError> {
     let config = check_layout(manifest)?;
-
-    let bytes = blobs
-        .fetch(config, BlobRole::Config, MAX_CONFIG_BYTES)
-        .await?;
-    let layer_digests: Vec<&Digest> = manifest.layers.iter().map(|layer| &layer.digest).collect();
-    let claims = check_config(&bytes, &layer_digests)?;
-
     let layer = &manifest.layers[0];
-    let inspection = truth::inspect_layer(layer, blobs, options).await?;
-    Ok(truth::compare(&claims, layer, &inspection, options)?)
+
+    // The config read and the layer inspection are independent, so they run side by side.
+    let (config_bytes, inspection) = tokio::join!(
+        blobs.fetch(config, BlobRole::Config, MAX_CONFIG_BYTES),
+        truth::inspect_layer(layer, blobs, options)
+    );
+    let layer_digests: Vec<&Digest> = manifest.layers.iter().map(|layer| &layer.digest).collect();
+    let claims = check_config(&config_bytes?, &layer_digests)?;
+    Ok(truth::compare(&claims, layer, &inspection?, options)?)
 }
 
 /// Checks the manifest type, config type and layer count, and returns the config descriptor.
