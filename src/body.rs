@@ -4,8 +4,15 @@
 //! validated manifest, an error document) are boxed into one type so the forwarding code has
 //! a single signature.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use prometheus_client::metrics::counter::Counter;
+use tokio::time::Sleep;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -30,4 +37,70 @@ where
 /// An empty body.
 pub fn empty() -> Body {
     full(Bytes::new())
+}
+
+/// A body whose bytes are counted and whose frames must keep coming: when no frame arrives
+/// for `idle`, the body ends with a [`BodyIdleTimeout`] error. The whole transfer may take
+/// as long as it needs.
+pub struct MeteredBody<B> {
+    inner: B,
+    counter: Counter,
+    idle: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<B> MeteredBody<B> {
+    pub fn new(inner: B, counter: Counter, idle: Duration) -> Self {
+        Self {
+            inner,
+            counter,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+/// The error a [`MeteredBody`] ends with when its peer stops sending.
+#[derive(Debug, thiserror::Error)]
+#[error("no body data for {0:?}")]
+pub struct BodyIdleTimeout(pub Duration);
+
+impl<B> http_body::Body for MeteredBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(context) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.counter.inc_by(data.len() as u64);
+                }
+                let next = tokio::time::Instant::now() + this.idle;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.deadline.as_mut().poll(context) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyIdleTimeout(this.idle))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -2,12 +2,12 @@
 //! `WASMGATE_…` environment variable.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    DEFAULT_BLOB_READ_TIMEOUT, DEFAULT_MAX_MANIFEST_BYTES, MAX_MANIFEST_BYTES_LIMIT, Origin,
-    Settings,
+    DEFAULT_MAX_MANIFEST_BYTES, Limits, MAX_MANIFEST_BYTES_LIMIT, Origin, Settings,
 };
 use crate::wasm::DEFAULT_INSPECT_MAX_BYTES;
 
@@ -84,6 +84,105 @@ pub struct ServeArgs {
     /// tag into the CNCF layout before forwarding them.
     #[arg(long, env = "WASMGATE_REWRITE_LEGACY")]
     pub rewrite_legacy: bool,
+
+    /// Address and port of the admin listener (/metrics, /healthz, /readyz); "off" turns
+    /// it off.
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        env = "WASMGATE_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
+    pub admin_listen: String,
+
+    /// Log format: text for people, json for log collectors.
+    #[arg(long, value_name = "FORMAT", env = "WASMGATE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Seconds a client has to send request headers; also how long an idle HTTP/1.1
+    /// keep-alive connection waits for its next request.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "WASMGATE_HEADER_READ_TIMEOUT",
+        default_value_t = 30
+    )]
+    pub header_read_timeout: u64,
+
+    /// Longest pause, in seconds, within a request or response body before the transfer is
+    /// cut. There is no limit on the total duration of a transfer.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "WASMGATE_BODY_IDLE_TIMEOUT",
+        default_value_t = 120
+    )]
+    pub body_idle_timeout: u64,
+
+    /// Seconds a client has to send a whole manifest body.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "WASMGATE_MANIFEST_READ_TIMEOUT",
+        default_value_t = 30
+    )]
+    pub manifest_read_timeout: u64,
+
+    /// Seconds allowed for reading a config or layer back from the upstream during
+    /// validation, redirects included.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "WASMGATE_BLOB_READ_TIMEOUT",
+        default_value_t = 60
+    )]
+    pub blob_read_timeout: u64,
+
+    /// Seconds allowed for opening a connection to the upstream; past it the client gets 504.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "WASMGATE_UPSTREAM_CONNECT_TIMEOUT",
+        default_value_t = 10
+    )]
+    pub upstream_connect_timeout: u64,
+
+    /// Seconds an idle pooled keep-alive connection to the upstream is kept open.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "WASMGATE_UPSTREAM_IDLE_TIMEOUT",
+        default_value_t = 90
+    )]
+    pub upstream_idle_timeout: u64,
+
+    /// Client connections served at once; further ones wait until one closes.
+    #[arg(
+        long,
+        value_name = "COUNT",
+        env = "WASMGATE_MAX_CONNECTIONS",
+        default_value_t = 4096
+    )]
+    pub max_connections: usize,
+
+    /// Manifest pushes buffered and validated at once; memory for them is at most this
+    /// number times (--max-manifest-bytes + --inspect-max-bytes + 1 MiB).
+    #[arg(
+        long,
+        value_name = "COUNT",
+        env = "WASMGATE_MAX_MANIFEST_VALIDATIONS",
+        default_value_t = 64
+    )]
+    pub max_manifest_validations: usize,
+
+    /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "WASMGATE_SHUTDOWN_GRACE",
+        default_value_t = 30
+    )]
+    pub shutdown_grace: u64,
 }
 
 impl ServeArgs {
@@ -109,15 +208,57 @@ impl ServeArgs {
                 self.max_manifest_bytes
             ));
         }
+        let admin_listen = match self.admin_listen.as_str() {
+            "off" => None,
+            address => Some(address.parse().map_err(|_| {
+                format!("--admin-listen {address:?} is not an address and port such as 127.0.0.1:9090, or \"off\"")
+            })?),
+        };
         Ok(Settings {
             listen,
             upstream,
             public_url,
             max_manifest_bytes: self.max_manifest_bytes,
-            blob_read_timeout: DEFAULT_BLOB_READ_TIMEOUT,
             inspect_max_bytes: self.inspect_max_bytes,
             strict_os: self.strict_os,
             rewrite_legacy: self.rewrite_legacy,
+            admin_listen,
+            limits: self.limits()?,
+        })
+    }
+
+    fn limits(&self) -> Result<Limits, String> {
+        let seconds = |flag: &str, value: u64| {
+            if value == 0 {
+                Err(format!("--{flag} must be at least 1 second"))
+            } else {
+                Ok(Duration::from_secs(value))
+            }
+        };
+        let count = |flag: &str, value: usize| {
+            if value == 0 {
+                Err(format!("--{flag} must be at least 1"))
+            } else {
+                Ok(value)
+            }
+        };
+        Ok(Limits {
+            header_read_timeout: seconds("header-read-timeout", self.header_read_timeout)?,
+            body_idle_timeout: seconds("body-idle-timeout", self.body_idle_timeout)?,
+            manifest_read_timeout: seconds("manifest-read-timeout", self.manifest_read_timeout)?,
+            blob_read_timeout: seconds("blob-read-timeout", self.blob_read_timeout)?,
+            upstream_connect_timeout: seconds(
+                "upstream-connect-timeout",
+                self.upstream_connect_timeout,
+            )?,
+            upstream_idle_timeout: seconds("upstream-idle-timeout", self.upstream_idle_timeout)?,
+            max_connections: count("max-connections", self.max_connections)?,
+            max_manifest_validations: count(
+                "max-manifest-validations",
+                self.max_manifest_validations,
+            )?,
+            // Zero is allowed: it cuts in-flight requests at once.
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
         })
     }
 }
@@ -171,6 +312,12 @@ mod tests {
                 "--public-url",
             ),
             (vec!["--max-manifest-bytes", "0"], "--max-manifest-bytes"),
+            (vec!["--admin-listen", "9090"], "--admin-listen"),
+            (vec!["--body-idle-timeout", "0"], "--body-idle-timeout"),
+            (
+                vec!["--max-manifest-validations", "0"],
+                "--max-manifest-validations",
+            ),
         ];
         for (args, flag) in cases {
             let error = serve_args(&args).settings().expect_err(flag);

@@ -15,23 +15,61 @@ pub struct Settings {
     pub public_url: Option<Origin>,
     /// Largest manifest body the gate buffers and validates, in bytes.
     pub max_manifest_bytes: u64,
-    /// Time allowed for reading a config blob back from the upstream during validation,
-    /// redirects included. Not a flag yet; [`DEFAULT_BLOB_READ_TIMEOUT`] unless a caller
-    /// embedding the gate sets it.
-    pub blob_read_timeout: Duration,
     /// Layers up to this size are read whole and validated; larger ones only by header.
     pub inspect_max_bytes: u64,
     /// Reject, instead of warn about, a config `os` that disagrees with the layer.
     pub strict_os: bool,
     /// Turn legacy WebAssembly artifacts into the CNCF layout before forwarding them.
     pub rewrite_legacy: bool,
+    /// Address of the admin listener (metrics, health, readiness); `None` turns it off.
+    pub admin_listen: Option<SocketAddr>,
+    pub limits: Limits,
+}
+
+/// Timeouts and concurrency limits. Blob transfers have idle timeouts only, never a total
+/// one, because a multi-gigabyte layer on a slow link may take hours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Time a client has to send a request's headers; it also bounds how long an idle
+    /// HTTP/1.1 keep-alive connection waits for its next request.
+    pub header_read_timeout: Duration,
+    /// Longest pause within a body, either way, before the transfer is cut.
+    pub body_idle_timeout: Duration,
+    /// Time a client has to send a whole manifest body.
+    pub manifest_read_timeout: Duration,
+    /// Time allowed for reading a blob back from the upstream during validation, redirects
+    /// included.
+    pub blob_read_timeout: Duration,
+    pub upstream_connect_timeout: Duration,
+    /// Time an idle pooled connection to the upstream is kept open.
+    pub upstream_idle_timeout: Duration,
+    /// Client connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Manifest pushes buffered and validated at once, which bounds the memory they use to
+    /// this number times `--max-manifest-bytes` plus the inspected layers.
+    pub max_manifest_validations: usize,
+    /// Time in-flight requests get to finish after SIGTERM or SIGINT.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(120),
+            manifest_read_timeout: Duration::from_secs(30),
+            blob_read_timeout: Duration::from_secs(60),
+            upstream_connect_timeout: Duration::from_secs(10),
+            upstream_idle_timeout: Duration::from_secs(90),
+            max_connections: 4096,
+            max_manifest_validations: 64,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Default for `--max-manifest-bytes`: 4 MiB, the limit of Distribution, zot and Harbor.
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
-/// Default for [`Settings::blob_read_timeout`]. Configs are at most 1 MiB, so a healthy
-/// registry answers well within this.
-pub const DEFAULT_BLOB_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound for `--max-manifest-bytes`, because every manifest push holds this much memory.
 pub const MAX_MANIFEST_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
 

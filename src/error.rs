@@ -12,8 +12,8 @@ use crate::body::{Body, full};
 /// Header that registries send with every answer, and that clients look for on errors.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 
-/// Error codes of the distribution specification, plus the `UNAVAILABLE` code that
-/// registries use outside it.
+/// Error codes of the distribution specification, plus the `UNAVAILABLE` and `UNKNOWN`
+/// codes that registries use outside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     DigestInvalid,
@@ -21,7 +21,9 @@ pub enum ErrorCode {
     ManifestInvalid,
     NameInvalid,
     TagInvalid,
+    TooManyRequests,
     Unavailable,
+    Unknown,
     Unsupported,
 }
 
@@ -33,7 +35,9 @@ impl ErrorCode {
             Self::ManifestInvalid => "MANIFEST_INVALID",
             Self::NameInvalid => "NAME_INVALID",
             Self::TagInvalid => "TAG_INVALID",
+            Self::TooManyRequests => "TOOMANYREQUESTS",
             Self::Unavailable => "UNAVAILABLE",
+            Self::Unknown => "UNKNOWN",
             Self::Unsupported => "UNSUPPORTED",
         }
     }
@@ -52,6 +56,8 @@ pub enum Rule {
     DigestAlgorithm,
     ReferenceDigestMismatch,
     ManifestTooLarge,
+    ManifestReadTimeout,
+    ValidationsBusy,
     BodyReadFailed,
     ContentTypeMissing,
     ContentTypeUnsupported,
@@ -108,6 +114,8 @@ impl Rule {
             Self::DigestAlgorithm => "digest-algorithm",
             Self::ReferenceDigestMismatch => "reference-digest-mismatch",
             Self::ManifestTooLarge => "manifest-too-large",
+            Self::ManifestReadTimeout => "manifest-read-timeout",
+            Self::ValidationsBusy => "validations-busy",
             Self::BodyReadFailed => "body-read-failed",
             Self::ContentTypeMissing => "content-type-missing",
             Self::ContentTypeUnsupported => "content-type-unsupported",
@@ -253,6 +261,9 @@ pub enum GateError {
 
     #[error("upstream registry sent an invalid answer: {0}")]
     UpstreamInvalid(String),
+
+    #[error("the client sent no body data for {0:?}")]
+    ClientStalled(std::time::Duration),
 }
 
 impl From<Rejection> for GateError {
@@ -292,6 +303,15 @@ pub fn error_response(error: GateError) -> Response<Body> {
             StatusCode::BAD_GATEWAY,
             ErrorCode::Unavailable,
             "the upstream registry could not be reached or sent an invalid answer; retry later, and check the gate's log if this persists",
+            Value::Null,
+        ),
+        GateError::ClientStalled(idle) => oci_error(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::Unknown,
+            &format!(
+                "the request body stalled: no data arrived for {} s, so the transfer was cut; retry the upload",
+                idle.as_secs()
+            ),
             Value::Null,
         ),
         GateError::UpstreamTimeout(_) => oci_error(

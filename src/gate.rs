@@ -1,21 +1,34 @@
-//! The request handler: classifies each request and sends it down the forwarding path or
-//! the manifest push path.
+//! The request handler: gives each request an id, meters it, classifies it and sends it
+//! down the forwarding path or the manifest push path.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::body::{self, Body};
+use crate::body::{self, Body, MeteredBody};
 use crate::config::Settings;
 use crate::error::{GateError, error_response};
 use crate::forward::{self, ClientSide};
+use crate::metrics::{Metrics, RequestLabels};
 use crate::push;
 use crate::route::{self, Route};
 use crate::upstream::Upstream;
 use crate::wasm::InspectionCache;
+
+/// Header carrying the request id: kept when the client sends one, generated otherwise,
+/// forwarded upstream and echoed in the answer.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest incoming request id that is kept; longer ones are replaced.
+const MAX_REQUEST_ID_BYTES: usize = 128;
+/// How recent an upstream answer must be for `/readyz` to trust it without a new probe.
+const READY_ANSWER_AGE: Duration = Duration::from_secs(10);
 
 /// Shared state of a running gate.
 pub struct Gate {
@@ -23,16 +36,54 @@ pub struct Gate {
     pub upstream: Upstream,
     /// Layer inspection results by digest, shared by all requests.
     pub inspections: InspectionCache,
+    pub metrics: Arc<Metrics>,
+    /// Permits for manifest pushes buffered at once (`--max-manifest-validations`).
+    pub validations: Semaphore,
+    draining: AtomicBool,
+    /// Prefix of generated request ids: the start time, so ids differ across restarts.
+    id_prefix: String,
+    next_id: AtomicU64,
 }
 
 impl Gate {
     pub fn new(settings: Settings) -> Arc<Self> {
-        let upstream = Upstream::new(settings.upstream.clone(), settings.blob_read_timeout);
+        let metrics = Arc::new(Metrics::new());
+        let upstream = Upstream::new(settings.upstream.clone(), &settings.limits, metrics.clone());
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Arc::new(Self {
+            validations: Semaphore::new(settings.limits.max_manifest_validations),
             settings,
             upstream,
             inspections: InspectionCache::default(),
+            metrics,
+            draining: AtomicBool::new(false),
+            id_prefix: format!("{:x}", started.as_micros()),
+            next_id: AtomicU64::new(1),
         })
+    }
+
+    /// Marks the gate as draining: `/readyz` fails from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Whether the gate should receive traffic: not draining, and the upstream answered
+    /// recently with any HTTP status, or answers a probe now.
+    pub async fn readiness(&self) -> Result<(), &'static str> {
+        if self.is_draining() {
+            return Err("draining");
+        }
+        if self.upstream.answered_within(READY_ANSWER_AGE) || self.upstream.probe().await {
+            Ok(())
+        } else {
+            Err("the upstream registry is not answering")
+        }
     }
 
     /// Handles one request. Never fails: every error becomes a response.
@@ -41,21 +92,46 @@ impl Gate {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
+        let request_id = self.request_id(&request);
+        let route_class = route::route_class(request.uri().path());
+        let method = request.method().to_string();
         let span = tracing::info_span!(
             "request",
-            http.method = %request.method(),
+            request.id = %request_id.to_str().unwrap_or_default(),
+            http.method = %method,
             http.path = %request.uri().path(),
             client.address = %peer,
         );
-        self.route(request, peer).instrument(span).await
+
+        self.metrics.in_flight.inc();
+        let idle = self.settings.limits.body_idle_timeout;
+        let received = self.metrics.received_bytes.clone();
+        let (mut parts, incoming) = request.into_parts();
+        parts.headers.insert(REQUEST_ID_HEADER, request_id.clone());
+        let request = Request::from_parts(parts, meter_incoming(incoming, received, idle));
+
+        let response = self.route(request, peer).instrument(span).await;
+
+        self.metrics.in_flight.dec();
+        let status = response.status().as_u16();
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route: route_class,
+                method,
+                status,
+            })
+            .inc();
+        let (mut parts, body) = response.into_parts();
+        parts.headers.insert(REQUEST_ID_HEADER, request_id);
+        let sent = self.metrics.sent_bytes.clone();
+        Response::from_parts(parts, meter_outgoing(body, sent, idle))
     }
 
-    async fn route(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn route(&self, request: Request<Body>, peer: SocketAddr) -> Response<Body> {
         let client = ClientSide::new(&request, peer, &self.settings);
         let result = match route::classify(request.method(), request.uri()) {
-            Route::Forward => {
-                forward::forward(&self.upstream, request.map(body::stream), &client).await
-            }
+            Route::Forward => forward::forward(&self.upstream, request, &client).await,
             Route::ManifestPush(target) => push::handle(self, target, request, &client).await,
             Route::Invalid(rejection) => {
                 tracing::info!(
@@ -68,4 +144,33 @@ impl Gate {
         };
         result.unwrap_or_else(error_response)
     }
+
+    /// The client's `X-Request-Id` when it is short printable ASCII, else a new id.
+    fn request_id<B>(&self, request: &Request<B>) -> HeaderValue {
+        let incoming = request.headers().get(REQUEST_ID_HEADER).filter(|value| {
+            let bytes = value.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= MAX_REQUEST_ID_BYTES
+                && bytes.iter().all(|b| b.is_ascii_graphic())
+        });
+        match incoming {
+            Some(value) => value.clone(),
+            None => {
+                let number = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let id = format!("{}-{number:x}", self.id_prefix);
+                HeaderValue::from_str(&id).expect("hex digits and a dash are a valid header value")
+            }
+        }
+    }
+}
+
+/// Counts and watches a client's request body. A plain function, so the body types are
+/// fixed outside the request future.
+fn meter_incoming(incoming: Incoming, counter: Counter, idle: Duration) -> Body {
+    body::stream(MeteredBody::new(incoming, counter, idle))
+}
+
+/// Counts and watches a response body on its way to the client.
+fn meter_outgoing(outgoing: Body, counter: Counter, idle: Duration) -> Body {
+    body::stream(MeteredBody::new(outgoing, counter, idle))
 }

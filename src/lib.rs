@@ -5,6 +5,7 @@
 //! [`wasm`], [`forward`] relays everything else through [`upstream`], and [`error`]
 //! renders every rejection as an OCI error.
 
+pub mod admin;
 pub mod body;
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod forward;
 pub mod gate;
 pub mod manifest;
+pub mod metrics;
 pub mod push;
 pub mod route;
 pub mod server;

@@ -1,5 +1,5 @@
 //! The `wasmgate` command: parse flags, set up logging, validate the configuration, bind,
-//! serve until interrupted.
+//! serve until SIGTERM or SIGINT, drain.
 
 use std::io::IsTerminal;
 
@@ -9,8 +9,9 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use wasmgate::cli::{Cli, Command, EXIT_USAGE, ServeArgs};
+use wasmgate::config::Settings;
 use wasmgate::gate::Gate;
-use wasmgate::server;
+use wasmgate::{admin, server};
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -24,20 +25,24 @@ fn main() {
             std::process::exit(code);
         }
     };
-    init_tracing();
 
     let Command::Serve(args) = cli.command;
+    init_tracing(&args.log_format);
     std::process::exit(serve(args));
 }
 
-/// Logs to stderr, filtered by `WASMGATE_LOG` in `RUST_LOG` syntax (default `info`).
-fn init_tracing() {
+/// Logs to stderr as text or JSON, filtered by `WASMGATE_LOG` in `RUST_LOG` syntax
+/// (default `info`). No header values are logged, so credentials never reach the log.
+fn init_tracing(format: &str) {
     let filter = EnvFilter::try_from_env("WASMGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 fn serve(args: ServeArgs) -> i32 {
@@ -56,31 +61,64 @@ fn serve(args: ServeArgs) -> i32 {
             return 1;
         }
     };
-    runtime.block_on(async move {
-        let listener = match TcpListener::bind(settings.listen).await {
-            Ok(listener) => listener,
+    let code = runtime.block_on(run(settings));
+    // Connections still open after the grace period are cut here, when the runtime stops.
+    runtime.shutdown_background();
+    code
+}
+
+async fn run(settings: Settings) -> i32 {
+    let listener = match TcpListener::bind(settings.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(listen = %settings.listen, %error, "cannot bind the listen address");
+            return 1;
+        }
+    };
+    let admin_listener = match settings.admin_listen {
+        None => None,
+        Some(address) => match TcpListener::bind(address).await {
+            Ok(listener) => Some(listener),
             Err(error) => {
-                tracing::error!(listen = %settings.listen, %error, "cannot bind the listen address");
+                tracing::error!(admin_listen = %address, %error, "cannot bind the admin address");
                 return 1;
             }
-        };
-        let listen = listener.local_addr().unwrap_or(settings.listen);
-        tracing::info!(
-            version = env!("CARGO_PKG_VERSION"),
-            %listen,
-            upstream = %settings.upstream,
-            public_url = settings.public_url.as_ref().map(ToString::to_string).unwrap_or_else(|| "from each request's Host".into()),
-            max_manifest_bytes = settings.max_manifest_bytes,
-            "wasmgate started"
-        );
+        },
+    };
+    log_start(&settings, &listener, admin_listener.as_ref());
 
-        let gate = Gate::new(settings);
-        tokio::select! {
-            () = server::serve(listener, gate) => {}
-            () = shutdown_signal() => tracing::info!("shutdown signal received; stopping"),
-        }
-        0
-    })
+    let gate = Gate::new(settings);
+    if let Some(admin_listener) = admin_listener {
+        tokio::spawn(admin::serve(admin_listener, gate.clone()));
+    }
+    let draining = gate.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        draining.start_draining();
+        tracing::info!("shutdown signal received; readiness is now false");
+    };
+    server::serve(listener, gate, shutdown).await;
+    tracing::info!("wasmgate stopped");
+    0
+}
+
+fn log_start(settings: &Settings, listener: &TcpListener, admin: Option<&TcpListener>) {
+    let listen = listener.local_addr().unwrap_or(settings.listen);
+    let admin = admin
+        .and_then(|listener| listener.local_addr().ok())
+        .map_or_else(|| "off".to_owned(), |address| address.to_string());
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        %listen,
+        %admin,
+        upstream = %settings.upstream,
+        public_url = settings.public_url.as_ref().map_or_else(|| "from each request's Host".to_owned(), ToString::to_string),
+        max_manifest_bytes = settings.max_manifest_bytes,
+        inspect_max_bytes = settings.inspect_max_bytes,
+        strict_os = settings.strict_os,
+        rewrite_legacy = settings.rewrite_legacy,
+        "wasmgate started"
+    );
 }
 
 /// Resolves on SIGINT or SIGTERM.

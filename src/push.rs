@@ -4,10 +4,11 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use std::future::Future;
 
-use crate::body::{self, Body};
+use http_body_util::{BodyExt, Collected, LengthLimitError, Limited};
+
+use crate::body::{self, Body, BodyIdleTimeout, BoxError};
 use crate::error::{ErrorCode, GateError, Rejection, Rule};
 use crate::forward::{self, ClientSide};
 use crate::gate::Gate;
@@ -28,26 +29,63 @@ enum Decision {
 pub async fn handle(
     gate: &Gate,
     target: ManifestPush,
-    request: Request<Incoming>,
+    request: Request<Body>,
     client: &ClientSide,
 ) -> Result<Response<Body>, GateError> {
+    let result = handle_push(gate, &target, request, client).await;
+    let (outcome, rule) = match &result {
+        Ok((outcome, _)) => (*outcome, ""),
+        Err(GateError::Rejected(rejection)) => ("rejected", rejection.rule.as_str()),
+        Err(_) => ("failed", ""),
+    };
+    gate.metrics.decision(outcome, rule);
+    result.map(|(_, response)| response)
+}
+
+/// Runs the push and returns the decision's name for metrics with the answer.
+async fn handle_push(
+    gate: &Gate,
+    target: &ManifestPush,
+    request: Request<Body>,
+    client: &ClientSide,
+) -> Result<(&'static str, Response<Body>), GateError> {
+    let limits = &gate.settings.limits;
+    // Bounds the memory that buffered manifests and inspected layers use. The permit is held
+    // until the answer is on its way.
+    let _permit = match tokio::time::timeout(
+        limits.manifest_read_timeout,
+        gate.validations.acquire(),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            let error = GateError::from(validations_busy());
+            log_rejection(target, None, &error);
+            return Err(error);
+        }
+    };
     let (parts, incoming) = request.into_parts();
 
-    let bytes =
-        match read_manifest(&parts.headers, incoming, gate.settings.max_manifest_bytes).await {
-            Ok(bytes) => bytes,
-            Err(rejection) => {
-                let error = GateError::from(rejection);
-                log_rejection(&target, None, &error);
-                return Err(error);
-            }
-        };
+    let read = read_manifest(&parts.headers, incoming, gate.settings.max_manifest_bytes);
+    let read = match tokio::time::timeout(limits.manifest_read_timeout, read).await {
+        Ok(read) => read,
+        Err(_) => Err(manifest_read_timeout(limits.manifest_read_timeout)),
+    };
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(rejection) => {
+            let error = GateError::from(rejection);
+            log_rejection(target, None, &error);
+            return Err(error);
+        }
+    };
 
     let digest = Digest::of(Algorithm::Sha256, &bytes);
-    let decision = match validate(gate, &target, &parts.headers, &bytes).await {
+    let decision = match validate(gate, target, &parts.headers, &bytes).await {
         Ok(decision) => decision,
         Err(error) => {
-            log_rejection(&target, Some(&digest), &error);
+            log_rejection(target, Some(&digest), &error);
             return Err(error);
         }
     };
@@ -61,15 +99,50 @@ pub async fn handle(
                 "manifest push accepted"
             );
             for warning in &warnings {
-                tracing::info!(oci.repository = %target.repository, oci.reference = %target.reference, oci.digest = %digest, %warning, "manifest push accepted with a warning");
+                tracing::info!(
+                    oci.repository = %target.repository,
+                    oci.reference = %target.reference,
+                    oci.digest = %digest,
+                    %warning,
+                    "manifest push accepted with a warning"
+                );
             }
             let request = Request::from_parts(parts, body::full(bytes));
             let mut response = forward::forward(&gate.upstream, request, client).await?;
             add_warnings(response.headers_mut(), &warnings);
-            Ok(response)
+            let outcome = if warnings.is_empty() {
+                "accepted"
+            } else {
+                "warned"
+            };
+            Ok((outcome, response))
         }
-        Decision::Rewrite(rewrite) => forward_rewrite(gate, &target, parts, &rewrite, client).await,
+        Decision::Rewrite(rewrite) => {
+            let response = forward_rewrite(gate, target, parts, &rewrite, client).await?;
+            Ok(("rewritten", response))
+        }
     }
+}
+
+fn validations_busy() -> Rejection {
+    Rejection::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::TooManyRequests,
+        Rule::ValidationsBusy,
+        "this gate is validating as many manifest pushes as it is configured to at once; retry the push shortly",
+    )
+}
+
+fn manifest_read_timeout(limit: std::time::Duration) -> Rejection {
+    Rejection::new(
+        StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::ManifestInvalid,
+        Rule::ManifestReadTimeout,
+        format!(
+            "the manifest body did not arrive within {} s; retry the push",
+            limit.as_secs()
+        ),
+    )
 }
 
 async fn validate(
@@ -207,7 +280,7 @@ fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
 /// rejected before any byte is read.
 async fn read_manifest(
     headers: &HeaderMap,
-    body: Incoming,
+    body: Body,
     max_bytes: u64,
 ) -> Result<Bytes, Rejection> {
     let too_large = || {
@@ -233,9 +306,15 @@ async fn read_manifest(
     }
 
     let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
-    match Limited::new(body, limit).collect().await {
+    match collect_limited(body, limit).await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
+        Err(error) if error.is::<BodyIdleTimeout>() => Err(Rejection::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::ManifestInvalid,
+            Rule::ManifestReadTimeout,
+            format!("the manifest body stalled ({error}); retry the push"),
+        )),
         Err(error) => Err(Rejection::manifest_invalid(
             Rule::BodyReadFailed,
             format!("the manifest body could not be read ({error}); retry the push"),
@@ -263,4 +342,13 @@ fn log_rejection(target: &ManifestPush, digest: Option<&Digest>, error: &GateErr
             "manifest push not forwarded"
         ),
     }
+}
+
+/// Reads a whole body, failing past `limit` bytes. A plain function, so the body's error
+/// conversion is resolved outside the request future.
+fn collect_limited(
+    body: Body,
+    limit: usize,
+) -> impl Future<Output = Result<Collected<Bytes>, BoxError>> + Send {
+    Limited::new(body, limit).collect()
 }

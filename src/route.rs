@@ -122,6 +122,40 @@ fn check_target(method: &Method, uri: &Uri) -> Option<Rejection> {
     )
 }
 
+/// The route class of a path, for metrics: which part of the registry API it addresses.
+pub fn route_class(path: &str) -> &'static str {
+    if path == "/v2/" || path == "/v2" {
+        return "base";
+    }
+    if path == "/v2/_catalog" {
+        return "catalog";
+    }
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return "other";
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let tail = |back: usize| {
+        segments
+            .len()
+            .checked_sub(back)
+            .and_then(|index| segments.get(index))
+            .copied()
+    };
+    if tail(2) == Some("manifests") {
+        "manifest"
+    } else if tail(2) == Some("tags") && tail(1) == Some("list") {
+        "tags"
+    } else if tail(2) == Some("referrers") {
+        "referrers"
+    } else if segments.contains(&"uploads") && segments.contains(&"blobs") {
+        "blob_upload"
+    } else if tail(2) == Some("blobs") {
+        "blob"
+    } else {
+        "other"
+    }
+}
+
 fn classify_manifest_path(path: &str, query: Option<&str>) -> Option<Route> {
     let captures = MANIFEST_PATH.captures(path)?;
     let name = &captures[1];
@@ -313,6 +347,19 @@ mod tests {
             rejection_rule(route(Method::PUT, "/v2/demo/manifests/a?%74ag=-x")),
             Rule::TagGrammar
         );
+    }
+
+    #[test]
+    fn route_classes_for_metrics() {
+        assert_eq!(route_class("/v2/"), "base");
+        assert_eq!(route_class("/v2/a/b/manifests/latest"), "manifest");
+        assert_eq!(route_class("/v2/a/blobs/sha256:00"), "blob");
+        assert_eq!(route_class("/v2/a/blobs/uploads/"), "blob_upload");
+        assert_eq!(route_class("/v2/a/blobs/uploads/uuid"), "blob_upload");
+        assert_eq!(route_class("/v2/a/tags/list"), "tags");
+        assert_eq!(route_class("/v2/a/referrers/sha256:00"), "referrers");
+        assert_eq!(route_class("/v2/_catalog"), "catalog");
+        assert_eq!(route_class("/token"), "other");
     }
 
     #[test]

@@ -1,14 +1,19 @@
-//! Accept stage: the listener and the per-connection HTTP/1.1 and HTTP/2 (prior knowledge)
-//! server. TLS, connection limits and graceful drain are not handled here yet.
+//! Accept stage: the client listener, per-connection HTTP/1.1 and HTTP/2 (prior knowledge)
+//! serving, the connection limit, and the graceful drain on shutdown. TLS is not handled
+//! here yet.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::gate::Gate;
 
@@ -16,33 +21,85 @@ use crate::gate::Gate;
 /// the loop does not spin while the condition lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Accepts connections on `listener` and serves each on its own task, until the task running
-/// this future is dropped.
-pub async fn serve(listener: TcpListener, gate: Arc<Gate>) {
+/// Serves clients on `listener` until `shutdown` resolves, then stops accepting, lets
+/// in-flight requests finish within the shutdown grace period, and returns. Connections
+/// still open after the grace period are cut when the runtime stops.
+pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let open = Arc::new(AtomicUsize::new(0));
+    let permits = Arc::new(Semaphore::new(gate.settings.limits.max_connections));
+    let mut shutdown = std::pin::pin!(shutdown);
+
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accepting a connection failed");
-                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                continue;
-            }
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(stream, peer, gate.clone()));
+        let watcher = graceful.watcher();
+        let open = open.clone();
+        let gate = gate.clone();
+        open.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let builder = connection_builder(&gate);
+            let connection =
+                builder.serve_connection(TokioIo::new(stream), service(gate.clone(), peer));
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(client.address = %peer, %error, "connection ended with an error");
+            }
+            open.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    let grace = gate.settings.limits.shutdown_grace;
+    tracing::info!(
+        connections = open.load(Ordering::SeqCst),
+        grace_seconds = grace.as_secs(),
+        "stopped accepting; draining open connections"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections finished"),
+        () = tokio::time::sleep(grace) => tracing::warn!(
+            connections = open.load(Ordering::SeqCst),
+            "shutdown grace period over; cutting the connections still open"
+        ),
     }
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
-    let service = service_fn(move |request| {
+fn connection_builder(gate: &Gate) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(gate.settings.limits.header_read_timeout);
+    builder
+}
+
+fn service(
+    gate: Arc<Gate>,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<crate::body::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<http::Response<crate::body::Body>, std::convert::Infallible>>
+             + Send,
+> + Clone {
+    service_fn(move |request| {
         let gate = gate.clone();
-        async move { Ok::<_, std::convert::Infallible>(gate.handle(request, peer).await) }
-    });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    if let Err(error) = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!(client.address = %peer, %error, "connection ended with an error");
-    }
+        async move { Ok(gate.handle(request, peer).await) }
+    })
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
@@ -14,18 +14,17 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::body::{Body, empty, full};
-use crate::config::Origin;
+use crate::body::{Body, BodyIdleTimeout, empty, full};
+use crate::config::{Limits, Origin};
 use crate::error::{GateError, Rejection, Rule, UpstreamAnswer};
 use crate::forward::strip_hop_by_hop;
 use crate::manifest::digest::Hasher;
 use crate::manifest::{Descriptor, Digest};
+use crate::metrics::{BlobLabels, Metrics, UpstreamLabels};
 use crate::wasm::{self, BlobRole, BlobSource};
 
-/// Time allowed to open a TCP connection to the upstream.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time an idle pooled connection to the upstream is kept open.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Time `/readyz` waits for the upstream to answer its probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Redirects followed when reading a blob for validation.
 const MAX_REDIRECTS: usize = 5;
 /// Largest error body kept when relaying a 401 or 403 from a validation read.
@@ -40,11 +39,15 @@ pub struct Upstream {
     blob_read_timeout: Duration,
     /// Requests sent upstream so far, forwarded and validation reads alike.
     sent: Arc<AtomicU64>,
+    /// Milliseconds since `clock` when the upstream last answered, plus one; 0 means never.
+    last_answer_ms: Arc<AtomicU64>,
+    clock: Instant,
+    metrics: Arc<Metrics>,
     client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 impl Upstream {
-    pub fn new(origin: Origin, blob_read_timeout: Duration) -> Self {
+    pub fn new(origin: Origin, limits: &Limits, metrics: Arc<Metrics>) -> Self {
         let provider = rustls::crypto::ring::default_provider();
         // NOTE: an https upstream is verified against the system roots only; a private CA
         // and client certificates are not configurable yet.
@@ -60,14 +63,17 @@ impl Upstream {
         let connector = builder
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http_connector());
+            .wrap_connector(http_connector(limits.upstream_connect_timeout));
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_idle_timeout(limits.upstream_idle_timeout)
             .build(connector);
         Self {
             origin,
-            blob_read_timeout,
+            blob_read_timeout: limits.blob_read_timeout,
             sent: Arc::default(),
+            last_answer_ms: Arc::default(),
+            clock: Instant::now(),
+            metrics,
             client,
         }
     }
@@ -90,26 +96,80 @@ impl Upstream {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Sends a request and classifies transport failures: a connect timeout is a 504, any
-    /// other failure a 502.
+    /// Sends a relayed client request; see [`Upstream::send_for`].
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, GateError> {
+        self.send_for(request, "forward").await
+    }
+
+    /// Sends a request and classifies failures: a client body that stalled is the client's
+    /// fault (408), a connect timeout is a 504, any other failure a 502. `purpose` labels
+    /// the duration metric.
+    async fn send_for(
+        &self,
+        request: Request<Body>,
+        purpose: &'static str,
+    ) -> Result<Response<Incoming>, GateError> {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let target = format!("{} {}", request.method(), request.uri());
-        self.client.request(request).await.map_err(|error| {
-            let timed_out = source_chain(&error).any(|cause| {
-                cause
-                    .downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-            });
-            let chain: Vec<String> = source_chain(&error).map(ToString::to_string).collect();
-            let detail = format!("{target}: {}", chain.join(": "));
-            tracing::warn!(upstream.error = %detail, "upstream request failed");
-            if timed_out {
-                GateError::UpstreamTimeout(detail)
-            } else {
-                GateError::UpstreamUnreachable(detail)
+        let started = Instant::now();
+        let result = self.client.request(request).await;
+        self.metrics
+            .upstream_duration
+            .get_or_create(&UpstreamLabels { purpose })
+            .observe(started.elapsed().as_secs_f64());
+
+        let error = match result {
+            Ok(response) => {
+                self.last_answer_ms.store(
+                    self.clock.elapsed().as_millis() as u64 + 1,
+                    Ordering::Relaxed,
+                );
+                return Ok(response);
             }
-        })
+            Err(error) => error,
+        };
+        if let Some(stall) =
+            source_chain(&error).find_map(|cause| cause.downcast_ref::<BodyIdleTimeout>())
+        {
+            return Err(GateError::ClientStalled(stall.0));
+        }
+        let timed_out = source_chain(&error).any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        });
+        let chain: Vec<String> = source_chain(&error).map(ToString::to_string).collect();
+        let detail = format!("{target}: {}", chain.join(": "));
+        tracing::warn!(upstream.error = %detail, "upstream request failed");
+        if timed_out {
+            Err(GateError::UpstreamTimeout(detail))
+        } else {
+            Err(GateError::UpstreamUnreachable(detail))
+        }
+    }
+
+    /// Whether the upstream answered any request within `age`.
+    pub fn answered_within(&self, age: Duration) -> bool {
+        let last = self.last_answer_ms.load(Ordering::Relaxed);
+        let now = self.clock.elapsed().as_millis() as u64 + 1;
+        last != 0 && now.saturating_sub(last) <= age.as_millis() as u64
+    }
+
+    /// Sends `GET /v2/` and reports whether any HTTP answer came within the probe timeout.
+    pub async fn probe(&self) -> bool {
+        let Ok(uri) = self.uri("/v2/") else {
+            return false;
+        };
+        let Ok(request) = Request::get(uri)
+            .header(header::USER_AGENT, USER_AGENT)
+            .body(empty())
+        else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, self.send_for(request, "probe")).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Reads a blob of `repository` for validation, with the client's `Authorization` sent
@@ -125,7 +185,17 @@ impl Upstream {
         let path = format!("/v2/{repository}/blobs/{}", descriptor.digest);
         let read =
             self.read_blob_following_redirects(&path, descriptor, role, authorization, limit);
-        match tokio::time::timeout(self.blob_read_timeout, read).await {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.blob_read_timeout, read).await;
+        let role_label = match role {
+            BlobRole::Config => "config",
+            BlobRole::Layer(_) => "layer",
+        };
+        self.metrics
+            .blob_read_duration
+            .get_or_create(&BlobLabels { role: role_label })
+            .observe(started.elapsed().as_secs_f64());
+        match result {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!(upstream.path = %path, "validation read timed out");
@@ -163,7 +233,7 @@ impl Upstream {
                 GateError::UpstreamInvalid(format!("invalid blob URL {url:?}: {error}"))
             })?;
 
-            let response = self.send(request).await?;
+            let response = self.send_for(request, "validation").await?;
             match response.status() {
                 StatusCode::OK | StatusCode::PARTIAL_CONTENT => {
                     return read_body(response, descriptor, role, limit).await;
@@ -228,7 +298,7 @@ impl Upstream {
         request
             .headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        let response = self.send(request).await?;
+        let response = self.send_for(request, "validation").await?;
         if response.status() != StatusCode::CREATED {
             return Err(self.upload_failure(response, &finish).await);
         }
@@ -411,10 +481,10 @@ fn empty_tls_config() -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
-fn http_connector() -> HttpConnector {
+fn http_connector(connect_timeout: Duration) -> HttpConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
     http
 }

@@ -22,7 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tempfile::TempDir;
 use wasmgate::body::{Body, empty, full};
-use wasmgate::config::{DEFAULT_BLOB_READ_TIMEOUT, DEFAULT_MAX_MANIFEST_BYTES, Origin, Settings};
+use wasmgate::config::{DEFAULT_MAX_MANIFEST_BYTES, Limits, Origin, Settings};
 
 /// Time allowed for the registry to print its listening address.
 const REGISTRY_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -283,10 +283,11 @@ pub fn settings(upstream: &str) -> Settings {
         upstream: Origin::parse_base_url(upstream).expect("valid upstream"),
         public_url: None,
         max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
-        blob_read_timeout: DEFAULT_BLOB_READ_TIMEOUT,
         inspect_max_bytes: wasmgate::wasm::DEFAULT_INSPECT_MAX_BYTES,
         strict_os: false,
         rewrite_legacy: false,
+        admin_listen: None,
+        limits: Limits::default(),
     }
 }
 
@@ -306,7 +307,11 @@ pub async fn start_gate_with_handle(
     settings.listen = listener.local_addr().expect("gate address");
     let url = format!("http://{}", settings.listen);
     let gate = wasmgate::gate::Gate::new(settings);
-    tokio::spawn(wasmgate::server::serve(listener, gate.clone()));
+    tokio::spawn(wasmgate::server::serve(
+        listener,
+        gate.clone(),
+        std::future::pending(),
+    ));
     (url, gate)
 }
 
