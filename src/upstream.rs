@@ -238,8 +238,11 @@ impl Upstream {
                 StatusCode::OK | StatusCode::PARTIAL_CONTENT => {
                     return read_body(response, descriptor, role, limit).await;
                 }
-                // An empty blob has no byte 0, so a range read of it is unsatisfiable.
-                StatusCode::RANGE_NOT_SATISFIABLE if matches!(limit, ReadLimit::Prefix { .. }) => {
+                // An empty blob has no byte 0, so a range read of it is unsatisfiable. For any
+                // other blob a 416 is a registry fault, reported as a 502 below.
+                StatusCode::RANGE_NOT_SATISFIABLE
+                    if matches!(limit, ReadLimit::Prefix { .. }) && descriptor.size == 0 =>
+                {
                     return Ok(Bytes::new());
                 }
                 status if status.is_redirection() => {
@@ -324,10 +327,11 @@ impl Upstream {
         })
     }
 
-    /// Relays a 401 or 403, which the client can act on; anything else is a 502.
+    /// Relays a 4xx, which says what the client can fix (credentials, quota, a bad upload);
+    /// anything else is a 502.
     async fn upload_failure(&self, response: Response<Incoming>, url: &str) -> GateError {
         match response.status() {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => relay_answer(response).await,
+            status if status.is_client_error() => relay_answer(response).await,
             status => {
                 tracing::warn!(upstream.url = %url, http.status = %status, "uploading a rewritten config failed");
                 GateError::UpstreamInvalid(format!("upload to {url} answered {status}"))
@@ -353,6 +357,11 @@ async fn read_body(
     role: BlobRole,
     limit: ReadLimit,
 ) -> Result<Bytes, GateError> {
+    if let ReadLimit::Prefix { .. } = limit
+        && let Some(total) = announced_length(&response)
+    {
+        wasm::verify_size(descriptor, role, total)?;
+    }
     let mut body = response.into_body();
     let mut bytes = BytesMut::new();
     let mut hasher = Hasher::new(descriptor.digest.algorithm);
@@ -389,6 +398,26 @@ async fn read_body(
         wasm::verify_digest(descriptor, role, &hasher.finish())?;
     }
     Ok(bytes.freeze())
+}
+
+/// The blob's whole length as the answer states it: the total of a 206's `Content-Range`
+/// (`bytes 0-7/241`), or a 200's `Content-Length`.
+fn announced_length(response: &Response<Incoming>) -> Option<u64> {
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    match response.status() {
+        StatusCode::PARTIAL_CONTENT => header(header::CONTENT_RANGE)?
+            .rsplit_once('/')?
+            .1
+            .parse()
+            .ok(),
+        StatusCode::OK => header(header::CONTENT_LENGTH)?.parse().ok(),
+        _ => None,
+    }
 }
 
 fn too_large(descriptor: &Descriptor, role: BlobRole, max_bytes: u64) -> Rejection {

@@ -487,7 +487,10 @@ async fn config_read_follows_redirect_without_credentials() {
         assert_eq!(request.method(), Method::GET, "the manifest was forwarded");
     }
     while let Ok(request) = storage_requests.try_recv() {
-        assert!(request.headers().get("authorization").is_none(), "credentials leaked to object storage");
+        assert!(
+            request.headers().get("authorization").is_none(),
+            "credentials leaked to object storage"
+        );
     }
 }
 

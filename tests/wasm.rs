@@ -484,3 +484,76 @@ async fn rewrite_is_not_applied_to_spin_like_manifests() {
         .expect("tag stored");
     assert_eq!(registry.stored_blob(&stored).expect("manifest"), manifest);
 }
+
+#[tokio::test]
+async fn size_claims_are_checked_even_above_the_cap() {
+    let registry = Registry::start();
+    let gate = gate_with(&registry, |settings| settings.inspect_max_bytes = 300).await;
+    let component = fixtures::component();
+    let mut lying = fixtures::component_config(&component);
+    lying["component"]["imports"] = json!([]);
+    let config = fixtures::to_bytes(&lying);
+    push_blob(&gate, "truth/size", &config).await;
+    push_blob(&gate, "truth/size", &component).await;
+    let mut manifest = fixtures::manifest(
+        descriptor(WASM_CONFIG, &config),
+        vec![descriptor(WASM_LAYER, &component)],
+    );
+    manifest["layers"][0]["size"] = json!(10_000_000);
+
+    let oversized = put_manifest(
+        &gate,
+        "truth/size",
+        "big",
+        OCI_MANIFEST,
+        fixtures::to_bytes(&manifest),
+    )
+    .await;
+    manifest["layers"][0]["size"] = json!(component.len());
+    let honest = put_manifest(
+        &gate,
+        "truth/size",
+        "honest",
+        OCI_MANIFEST,
+        fixtures::to_bytes(&manifest),
+    )
+    .await;
+
+    assert_rejected(&oversized, &registry, "truth/size", "layer-size-mismatch");
+    assert_rejected(
+        &honest,
+        &registry,
+        "truth/size",
+        "config-component-mismatch",
+    );
+}
+
+#[tokio::test]
+async fn legacy_config_with_wasm_layer_is_forwarded_unchanged() {
+    let registry = Registry::start();
+    let gate = gate_with(&registry, |_| {}).await;
+    let component = fixtures::component();
+    push_blob(&gate, "legacy/wasmlayer", b"{}").await;
+    push_blob(&gate, "legacy/wasmlayer", &component).await;
+    let manifest = fixtures::to_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor("application/vnd.wasm.config.v1+json", b"{}"),
+        "layers": [descriptor(WASM_LAYER, &component)],
+    }));
+
+    let reply = put_manifest(
+        &gate,
+        "legacy/wasmlayer",
+        "1",
+        OCI_MANIFEST,
+        manifest.clone(),
+    )
+    .await;
+
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let stored = registry
+        .stored_tag("legacy/wasmlayer", "1")
+        .expect("tag stored");
+    assert_eq!(registry.stored_blob(&stored).expect("manifest"), manifest);
+}

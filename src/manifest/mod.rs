@@ -79,7 +79,7 @@ pub fn validate(
 ) -> Result<Manifest, Rejection> {
     let kind = kind_of(content_type)?;
 
-    let document = strict_json::parse(body, "manifest")?;
+    let document = strict_json::parse(body, "manifest", "$")?;
     let Value::Object(object) = &document else {
         return Err(Rejection::manifest_invalid(
             Rule::NotAnObject,

@@ -64,8 +64,10 @@ fn fold(key: &str) -> String {
         .collect()
 }
 
-/// Parses `bytes` as one JSON document under the strict rules above.
-pub fn parse(bytes: &[u8], document: &str) -> Result<Value, Rejection> {
+/// Parses `bytes` as one JSON document under the strict rules above. `document` names it in
+/// messages; `root` starts the JSON paths of its values (`$` for the manifest, `config` for
+/// the config blob).
+pub fn parse(bytes: &[u8], document: &str, root: &str) -> Result<Value, Rejection> {
     if let Err(error) = std::str::from_utf8(bytes) {
         return Err(Rejection::manifest_invalid(
             Rule::Utf8,
@@ -73,12 +75,13 @@ pub fn parse(bytes: &[u8], document: &str) -> Result<Value, Rejection> {
                 "the {document} is not valid UTF-8 (first invalid byte at offset {}); encode it as UTF-8 JSON",
                 error.valid_up_to()
             ),
-        ));
+        )
+        .at(root));
     }
 
     let violation = RefCell::new(None);
     let seed = StrictSeed {
-        path: "$".to_owned(),
+        path: root.to_owned(),
         free_form: false,
         violation: &violation,
     };
@@ -94,6 +97,7 @@ pub fn parse(bytes: &[u8], document: &str) -> Result<Value, Rejection> {
                 Rule::JsonSyntax,
                 format!("the {document} is not valid JSON: {error}"),
             )
+            .at(root)
         })),
     }
 }
@@ -225,7 +229,9 @@ mod tests {
     use super::*;
 
     fn rule_of(input: &str) -> Rule {
-        parse(input.as_bytes(), "manifest").expect_err(input).rule
+        parse(input.as_bytes(), "manifest", "$")
+            .expect_err(input)
+            .rule
     }
 
     #[test]
@@ -233,6 +239,7 @@ mod tests {
         let value = parse(
             br#"{"schemaVersion":2,"annotations":{"Size":"1","size":"2"}}"#,
             "manifest",
+            "$",
         )
         .expect("valid");
 
@@ -242,7 +249,7 @@ mod tests {
     #[test]
     fn rejects_duplicate_keys_at_any_depth() {
         let rejection =
-            parse(br#"{"config":{"size":1,"size":2}}"#, "manifest").expect_err("duplicate");
+            parse(br#"{"config":{"size":1,"size":2}}"#, "manifest", "$").expect_err("duplicate");
 
         assert_eq!(rejection.rule, Rule::DuplicateKey);
         assert_eq!(rejection.path.as_deref(), Some("$.config.size"));
@@ -259,7 +266,7 @@ mod tests {
 
     #[test]
     fn rejects_case_variants_of_known_fields() {
-        let rejection = parse(br#"{"Config":{}}"#, "manifest").expect_err("case variant");
+        let rejection = parse(br#"{"Config":{}}"#, "manifest", "$").expect_err("case variant");
 
         assert_eq!(rejection.rule, Rule::CaseVariantKey);
         assert_eq!(rejection.expected, Some(Value::from("config")));
@@ -274,7 +281,7 @@ mod tests {
     #[test]
     fn rejects_invalid_text() {
         assert_eq!(
-            parse(b"{\"a\":\"\xff\"}", "manifest")
+            parse(b"{\"a\":\"\xff\"}", "manifest", "$")
                 .expect_err("utf-8")
                 .rule,
             Rule::Utf8

@@ -25,7 +25,7 @@ pub struct ConfigClaims {
 /// Checks a config blob against the manifest's layer digests, in order, and returns its
 /// claims about the layer.
 pub fn check_config(bytes: &[u8], layer_digests: &[&Digest]) -> Result<ConfigClaims, Rejection> {
-    let document = strict_json::parse(bytes, "WebAssembly config")?;
+    let document = strict_json::parse(bytes, "WebAssembly config", "config")?;
     let Value::Object(config) = &document else {
         return Err(Rejection::manifest_invalid(
             Rule::NotAnObject,
@@ -169,9 +169,9 @@ fn check_layer_digests(config: &Map<String, Value>, layers: &[&Digest]) -> Resul
                 return Err(Rejection::manifest_invalid(
                     Rule::ConfigLayerDigests,
                     format!(
-                        "config.layerDigests has {} entries but the manifest has {} layers; rebuild the config from the layers",
+                        "config.layerDigests has {} entries but the manifest has {}; rebuild the config from the layers",
                         found.len(),
-                        expected.len()
+                        layer_count(expected.len())
                     ),
                 )
                 .at("config.layerDigests")
@@ -184,9 +184,9 @@ fn check_layer_digests(config: &Map<String, Value>, layers: &[&Digest]) -> Resul
         return Err(Rejection::manifest_invalid(
             Rule::ConfigLayerDigests,
             format!(
-                "config.layerDigests has {} entries but the manifest has {} layers; rebuild the config from the layers",
+                "config.layerDigests has {} entries but the manifest has {}; rebuild the config from the layers",
                 found.len(),
-                expected.len()
+                layer_count(expected.len())
             ),
         )
         .at("config.layerDigests")
@@ -273,4 +273,13 @@ fn component_type_error(path: &str, expected: &str, found: &Value) -> Rejection 
     .at(path)
     .expected(expected)
     .found(found.clone())
+}
+
+/// "1 layer" or "N layers".
+fn layer_count(count: usize) -> String {
+    if count == 1 {
+        "1 layer".to_owned()
+    } else {
+        format!("{count} layers")
+    }
 }

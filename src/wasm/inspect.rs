@@ -48,6 +48,8 @@ pub struct Inspection {
     pub interfaces: Option<Interfaces>,
     /// Whether the whole binary was validated, or only its header read.
     pub full: bool,
+    /// Length of the binary, when it was read whole.
+    pub size: Option<u64>,
 }
 
 /// Why a layer is not acceptable WebAssembly.
@@ -93,6 +95,7 @@ pub fn inspect_full(bytes: &[u8]) -> Result<Inspection, InspectError> {
         kind,
         interfaces,
         full: true,
+        size: Some(bytes.len() as u64),
     })
 }
 

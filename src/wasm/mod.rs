@@ -66,11 +66,16 @@ pub struct WasmOptions<'a> {
 /// are compared without regard to case, as RFC 6838 defines them, so a differently cased
 /// spelling cannot skip the checks; [`check`] then requires the exact spelling.
 pub fn is_wasm(manifest: &Manifest) -> bool {
-    let wasm_config = manifest
+    let config_type = manifest
         .config
         .as_ref()
-        .is_some_and(|config| config.media_type.eq_ignore_ascii_case(WASM_CONFIG));
-    wasm_config
+        .map(|config| config.media_type.as_str());
+    // A legacy config type marks a legacy artifact even when its layer is `application/wasm`;
+    // those are rewritten or forwarded unchanged, never checked against the CNCF rules.
+    if config_type.is_some_and(|media_type| rewrite::LEGACY_CONFIGS.contains(&media_type)) {
+        return false;
+    }
+    config_type.is_some_and(|media_type| media_type.eq_ignore_ascii_case(WASM_CONFIG))
         || manifest
             .layers
             .iter()
@@ -114,7 +119,7 @@ fn check_layout(manifest: &Manifest) -> Result<&Descriptor, Rejection> {
         return Err(Rejection::manifest_invalid(
             Rule::WasmConfigType,
             format!(
-                "the config type of this WebAssembly artifact is {:?}; WebAssembly consumers such as wkg require exactly {WASM_CONFIG}, so set config.mediaType to it",
+                "the config type of this WebAssembly artifact is {:?}; WebAssembly consumers such as wkg require exactly {WASM_CONFIG}, with a config in that format (created, architecture, os, layerDigests, component), as `wkg oci push` writes it",
                 config.media_type
             ),
         )

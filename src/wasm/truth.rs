@@ -11,8 +11,8 @@ use super::{BlobRole, BlobSource, ConfigClaims, Os, WasmOptions};
 use crate::error::{GateError, Rejection, Rule};
 use crate::manifest::Descriptor;
 
-/// Inspects the layer, or takes the result from the cache. Only results of reading the
-/// bytes are cached; failed reads are not.
+/// Inspects the layer, or takes the result from the cache. Only full inspections are
+/// cached; failed reads and header checks are not.
 pub(super) async fn inspect_layer(
     layer: &Descriptor,
     blobs: &impl BlobSource,
@@ -20,22 +20,35 @@ pub(super) async fn inspect_layer(
 ) -> Result<Inspection, GateError> {
     let role = BlobRole::Layer(0);
     if let Some(cached) = options.cache.get(&layer.digest) {
+        // A full read checked the blob's real size, so a descriptor that now claims another
+        // size for the same digest is wrong.
+        if let Ok(Inspection {
+            size: Some(size), ..
+        }) = &cached
+        {
+            super::verify_size(layer, role, *size)?;
+        }
         return cached.map_err(|error| inspection_rejection(&error, layer).into());
     }
 
-    let result = if layer.size <= options.inspect_max_bytes {
+    if layer.size <= options.inspect_max_bytes {
         let bytes = blobs.fetch(layer, role, options.inspect_max_bytes).await?;
-        inspect::inspect_full(&bytes)
-    } else {
-        let header = blobs.fetch_prefix(layer, role, HEADER_BYTES).await?;
-        inspect::classify_header(&header).map(|kind| Inspection {
+        let result = inspect::inspect_full(&bytes);
+        options.cache.insert(layer.digest.clone(), result.clone());
+        return result.map_err(|error| inspection_rejection(&error, layer).into());
+    }
+
+    // Header-only results are not cached: a later push may name the same digest with a size
+    // within the limit, and that push must get the full inspection.
+    let header = blobs.fetch_prefix(layer, role, HEADER_BYTES).await?;
+    inspect::classify_header(&header)
+        .map(|kind| Inspection {
             kind,
             interfaces: None,
             full: false,
+            size: None,
         })
-    };
-    options.cache.insert(layer.digest.clone(), result.clone());
-    result.map_err(|error| inspection_rejection(&error, layer).into())
+        .map_err(|error| inspection_rejection(&error, layer).into())
 }
 
 pub(super) fn inspection_rejection(error: &InspectError, layer: &Descriptor) -> Rejection {
@@ -47,6 +60,15 @@ pub(super) fn inspection_rejection(error: &InspectError, layer: &Descriptor) -> 
             .join(" ")
     };
     match error {
+        InspectError::NotWasm { header } if header.is_empty() => Rejection::manifest_invalid(
+            Rule::LayerNotWasm,
+            format!(
+                "layer 0 ({}) is empty, so it is not a WebAssembly binary; push the .wasm file itself",
+                layer.digest
+            ),
+        )
+        .at("$.layers[0]")
+        .expected("00 61 73 6d"),
         InspectError::NotWasm { header } => Rejection::manifest_invalid(
             Rule::LayerNotWasm,
             format!(
