@@ -315,6 +315,48 @@ pub async fn start_gate_with_handle(
     (url, gate)
 }
 
+/// A gate that stops when `stop` is sent: it drains and the returned task finishes.
+pub struct StoppableGate {
+    pub url: String,
+    pub gate: std::sync::Arc<wasmgate::gate::Gate>,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub served: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the gate with a shutdown trigger, marking it draining when triggered, as the
+/// binary does on SIGTERM.
+pub async fn start_stoppable_gate(mut settings: Settings) -> StoppableGate {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .expect("bind gate");
+    settings.listen = listener.local_addr().expect("gate address");
+    let url = format!("http://{}", settings.listen);
+    let gate = wasmgate::gate::Gate::new(settings);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let draining = gate.clone();
+    let shutdown = async move {
+        let _ = stopped.await;
+        draining.start_draining();
+    };
+    let served = tokio::spawn(wasmgate::server::serve(listener, gate.clone(), shutdown));
+    StoppableGate {
+        url,
+        gate,
+        stop,
+        served,
+    }
+}
+
+/// Starts the admin listener for `gate` and returns its base URL.
+pub async fn start_admin(gate: std::sync::Arc<wasmgate::gate::Gate>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind admin");
+    let url = format!("http://{}", listener.local_addr().expect("admin address"));
+    tokio::spawn(wasmgate::admin::serve(listener, gate));
+    url
+}
+
 /// A registry and a gate in front of it.
 pub async fn registry_and_gate() -> (Registry, String) {
     let registry = Registry::start();
