@@ -2,6 +2,7 @@
 //! `WASMGATE_…` environment variable.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -9,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{
     DEFAULT_MAX_MANIFEST_BYTES, Limits, MAX_MANIFEST_BYTES_LIMIT, Origin, Settings,
 };
+use crate::tls::{ListenerTls, UpstreamTls};
 use crate::wasm::DEFAULT_INSPECT_MAX_BYTES;
 
 /// Exit code for invalid configuration or usage (`EX_USAGE` of sysexits.h).
@@ -94,6 +96,86 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:9090"
     )]
     pub admin_listen: String,
+
+    /// Network (CIDR, such as 10.0.0.0/8, or one address) of a proxy in front of the gate
+    /// whose X-Forwarded-* and Forwarded headers are kept and appended to; repeatable, or
+    /// comma-separated in the environment variable. From other peers they are replaced.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        env = "WASMGATE_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// PEM certificate chain for serving HTTPS; reloaded when the file changes.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WASMGATE_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert; reloaded when the file changes.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WASMGATE_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle; when set, clients must present a certificate that chains to it (mTLS).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WASMGATE_TLS_CLIENT_CA",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// PEM CA bundle trusted for an https upstream, besides the system roots.
+    #[arg(long, value_name = "FILE", env = "WASMGATE_UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// PEM client certificate presented to an https upstream.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WASMGATE_UPSTREAM_CLIENT_CERT",
+        requires = "upstream_client_key"
+    )]
+    pub upstream_client_cert: Option<PathBuf>,
+
+    /// PEM private key of --upstream-client-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WASMGATE_UPSTREAM_CLIENT_KEY",
+        requires = "upstream_client_cert"
+    )]
+    pub upstream_client_key: Option<PathBuf>,
+
+    /// Accept any upstream certificate. Only for testing; a warning is logged at every start.
+    #[arg(long, env = "WASMGATE_UPSTREAM_INSECURE_SKIP_VERIFY")]
+    pub upstream_insecure_skip_verify: bool,
+
+    /// Speak HTTP/2 to the upstream (ALPN for https, prior knowledge for http) instead of
+    /// pooled HTTP/1.1.
+    #[arg(long, env = "WASMGATE_UPSTREAM_HTTP2")]
+    pub upstream_http2: bool,
+
+    /// Rewrite a WWW-Authenticate realm that starts with FROM to start with TO; repeatable,
+    /// or comma-separated in the environment variable. A realm on the upstream's own origin
+    /// is always rewritten to the public origin.
+    #[arg(
+        long = "rewrite-realm",
+        value_name = "FROM=TO",
+        env = "WASMGATE_REWRITE_REALM",
+        value_delimiter = ','
+    )]
+    pub rewrite_realms: Vec<String>,
 
     /// Log format: text for people, json for log collectors.
     #[arg(long, value_name = "FORMAT", env = "WASMGATE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -223,8 +305,75 @@ impl ServeArgs {
             strict_os: self.strict_os,
             rewrite_legacy: self.rewrite_legacy,
             admin_listen,
+            trusted_proxies: self.trusted_proxies()?,
+            tls: self.listener_tls()?,
+            upstream_tls: self.upstream_tls()?,
+            upstream_http2: self.upstream_http2,
+            realm_rewrites: self.realm_rewrites()?,
             limits: self.limits()?,
         })
+    }
+
+    /// Checks the listener's TLS files by loading them, so a bad file stops the start.
+    fn listener_tls(&self) -> Result<Option<ListenerTls>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let tls = ListenerTls {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: self.tls_client_ca.clone(),
+            reload_interval: crate::tls::DEFAULT_RELOAD_INTERVAL,
+        };
+        crate::tls::server_config(&tls)
+            .map_err(|error| format!("--tls-cert, --tls-key or --tls-client-ca: {error}"))?;
+        Ok(Some(tls))
+    }
+
+    fn upstream_tls(&self) -> Result<UpstreamTls, String> {
+        let tls = UpstreamTls {
+            ca: self.upstream_ca.clone(),
+            client_identity: self
+                .upstream_client_cert
+                .clone()
+                .zip(self.upstream_client_key.clone()),
+            insecure_skip_verify: self.upstream_insecure_skip_verify,
+        };
+        crate::tls::client_config(&tls)
+            .map_err(|error| format!("--upstream-ca or --upstream-client-cert: {error}"))?;
+        Ok(tls)
+    }
+
+    fn realm_rewrites(&self) -> Result<Vec<(String, String)>, String> {
+        self.rewrite_realms
+            .iter()
+            .map(|pair| {
+                let (from, to) = pair.split_once('=').ok_or_else(|| {
+                    format!("--rewrite-realm {pair:?} is not FROM=TO, such as https://auth.internal/token=https://registry.example.com/token")
+                })?;
+                for url in [from, to] {
+                    if crate::config::Scheme::of_url(url).is_none() {
+                        return Err(format!("--rewrite-realm {pair:?}: {url:?} is not an http or https URL"));
+                    }
+                }
+                if from.starts_with("https:") && to.starts_with("http:") {
+                    return Err(format!("--rewrite-realm {pair:?} would downgrade an https realm to http"));
+                }
+                Ok((from.to_owned(), to.to_owned()))
+            })
+            .collect()
+    }
+
+    fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("--trusted-proxy {text:?} is not a network such as 10.0.0.0/8 or an address such as 10.0.0.1"))
+            })
+            .collect()
     }
 
     fn limits(&self) -> Result<Limits, String> {
@@ -313,6 +462,7 @@ mod tests {
             ),
             (vec!["--max-manifest-bytes", "0"], "--max-manifest-bytes"),
             (vec!["--admin-listen", "9090"], "--admin-listen"),
+            (vec!["--trusted-proxy", "10.0.0.0/33"], "--trusted-proxy"),
             (vec!["--body-idle-timeout", "0"], "--body-idle-timeout"),
             (
                 vec!["--max-manifest-validations", "0"],

@@ -23,6 +23,17 @@ pub struct Settings {
     pub rewrite_legacy: bool,
     /// Address of the admin listener (metrics, health, readiness); `None` turns it off.
     pub admin_listen: Option<SocketAddr>,
+    /// Networks whose forwarding headers (`X-Forwarded-*`, `Forwarded`) are trusted.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// TLS of the client listener; `None` serves plain HTTP.
+    pub tls: Option<crate::tls::ListenerTls>,
+    pub upstream_tls: crate::tls::UpstreamTls,
+    /// Speak HTTP/2 to the upstream: by ALPN for https, with prior knowledge for http.
+    pub upstream_http2: bool,
+    /// `WWW-Authenticate` realm rewrites: a realm starting with the first URL is rewritten
+    /// to start with the second. A realm on the upstream's own origin is always rewritten
+    /// to the public origin.
+    pub realm_rewrites: Vec<(String, String)>,
     pub limits: Limits,
 }
 
@@ -92,6 +103,11 @@ impl Scheme {
             Self::Http => 80,
             Self::Https => 443,
         }
+    }
+
+    /// The scheme an absolute URL starts with, if it is http or https.
+    pub fn of_url(url: &str) -> Option<Self> {
+        Self::parse(url.split_once("://")?.0)
     }
 
     fn parse(text: &str) -> Option<Self> {

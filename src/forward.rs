@@ -29,8 +29,9 @@ const HOP_BY_HOP: &[&str] = &[
     "expect",
 ];
 
-/// Forwarding headers the gate sets itself. Incoming values are dropped because a client
-/// could otherwise choose the host and scheme the registry writes into upload URLs.
+/// Forwarding headers. From peers that are not trusted proxies, incoming values are dropped,
+/// because a client could otherwise choose the host and scheme the registry writes into
+/// upload URLs.
 const FORWARDING: &[&str] = &[
     "forwarded",
     "x-forwarded-for",
@@ -42,30 +43,76 @@ const FORWARDING: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct ClientSide {
     pub peer: SocketAddr,
+    /// Scheme of the connection the request came on.
+    pub scheme: Scheme,
+    /// Whether the peer is a trusted proxy (`--trusted-proxy`), whose forwarding headers are
+    /// kept and appended to.
+    pub trusted: bool,
     /// Origin the client used to reach the gate; upstream URLs are rewritten to it.
     pub public: Origin,
 }
 
 impl ClientSide {
-    /// Works out the public origin: `--public-url`, else the request's `Host` (or the HTTP/2
-    /// `:authority`), else the listening address.
-    pub fn new<B>(request: &Request<B>, peer: SocketAddr, settings: &Settings) -> Self {
-        let public = settings.public_url.clone().unwrap_or_else(|| {
-            let host = request
-                .headers()
-                .get(header::HOST)
-                .and_then(|value| value.to_str().ok())
-                .or_else(|| {
-                    request
-                        .uri()
-                        .authority()
-                        .map(|authority| authority.as_str())
-                });
-            host.and_then(|host| Origin::from_authority(Scheme::Http, host))
-                .unwrap_or_else(|| Origin::of_socket(Scheme::Http, settings.listen))
-        });
-        Self { peer, public }
+    /// Works out the public origin: `--public-url`; else, from a trusted proxy, its
+    /// `X-Forwarded-Host` and `X-Forwarded-Proto`; else the request's `Host` (or the HTTP/2
+    /// `:authority`) with the connection's scheme; else the listening address.
+    pub fn new<B>(
+        request: &Request<B>,
+        peer: SocketAddr,
+        scheme: Scheme,
+        settings: &Settings,
+    ) -> Self {
+        let trusted = settings
+            .trusted_proxies
+            .iter()
+            .any(|network| network.contains(&peer.ip()));
+        let public = settings
+            .public_url
+            .clone()
+            .or_else(|| {
+                trusted
+                    .then(|| forwarded_origin(request.headers(), scheme))
+                    .flatten()
+            })
+            .unwrap_or_else(|| {
+                let host = request
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|value| value.to_str().ok())
+                    .or_else(|| {
+                        request
+                            .uri()
+                            .authority()
+                            .map(|authority| authority.as_str())
+                    });
+                host.and_then(|host| Origin::from_authority(scheme, host))
+                    .unwrap_or_else(|| Origin::of_socket(scheme, settings.listen))
+            });
+        Self {
+            peer,
+            scheme,
+            trusted,
+            public,
+        }
     }
+}
+
+/// The origin a trusted proxy reports: the first `X-Forwarded-Host`, with the first
+/// `X-Forwarded-Proto` or else the connection's scheme.
+fn forwarded_origin(headers: &HeaderMap, scheme: Scheme) -> Option<Origin> {
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.split(',').next())
+            .map(str::trim)
+    };
+    let scheme = match first("x-forwarded-proto") {
+        Some(proto) if proto.eq_ignore_ascii_case("https") => Scheme::Https,
+        Some(proto) if proto.eq_ignore_ascii_case("http") => Scheme::Http,
+        _ => scheme,
+    };
+    Origin::from_authority(scheme, first("x-forwarded-host")?)
 }
 
 /// Forwards `request` to the upstream and relays the answer.
@@ -91,6 +138,12 @@ pub async fn forward(
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     rewrite_urls(&mut parts.headers, &upstream.origin, &client.public);
+    rewrite_realms(
+        &mut parts.headers,
+        &upstream.origin,
+        &client.public,
+        &upstream.realm_rewrites,
+    );
     Ok(Response::from_parts(parts, body::stream(body)))
 }
 
@@ -112,18 +165,50 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide) {
-    for name in FORWARDING {
-        headers.remove(*name);
+    let peer = client.peer.ip().to_string();
+    if !client.trusted {
+        for name in FORWARDING {
+            headers.remove(*name);
+        }
     }
-    let peer = HeaderValue::from_str(&client.peer.ip().to_string())
-        .expect("an IP address is a valid header value");
-    headers.insert("x-forwarded-for", peer);
-    headers.insert(
-        "x-forwarded-proto",
-        HeaderValue::from_static(client.public.scheme.as_str()),
-    );
-    if let Ok(host) = HeaderValue::from_str(&client.public.authority()) {
-        headers.insert("x-forwarded-host", host);
+
+    let forwarded_for = match headers
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+    {
+        Some(chain) => format!("{chain}, {peer}"),
+        None => peer.clone(),
+    };
+    insert_text(headers, "x-forwarded-for", &forwarded_for);
+    if !headers.contains_key("x-forwarded-proto") {
+        insert_text(headers, "x-forwarded-proto", client.public.scheme.as_str());
+    }
+    if !headers.contains_key("x-forwarded-host") {
+        insert_text(headers, "x-forwarded-host", &client.public.authority());
+    }
+    if let Some(chain) = headers
+        .get("forwarded")
+        .and_then(|value| value.to_str().ok())
+    {
+        // Only a trusted proxy's `Forwarded` survives to here; this hop is appended to it
+        // (RFC 7239), with an IPv6 address quoted and bracketed.
+        let node = if client.peer.is_ipv6() {
+            format!("\"[{peer}]\"")
+        } else {
+            peer
+        };
+        let element = format!(
+            "{chain}, for={node};host=\"{}\";proto={}",
+            client.public.authority(),
+            client.scheme.as_str()
+        );
+        insert_text(headers, "forwarded", &element);
+    }
+}
+
+fn insert_text(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
     }
 }
 
@@ -170,6 +255,40 @@ fn rewrite_url(url: &str, upstream: &Origin, public: &Origin) -> Option<String> 
         None => upstream.strip_from(url)?.to_owned(),
     };
     Some(format!("{public}{rest}"))
+}
+
+/// Rewrites the `realm` of `WWW-Authenticate` challenges so that clients fetch tokens
+/// through a URL they can reach: a realm on the upstream's own origin moves to the public
+/// origin, and one that starts with a configured FROM starts with its TO. `service`, `scope`
+/// and everything else stay byte for byte, and an https realm is never moved to http.
+pub fn rewrite_realms(
+    headers: &mut HeaderMap,
+    upstream: &Origin,
+    public: &Origin,
+    rewrites: &[(String, String)],
+) {
+    rewrite_header(headers, header::WWW_AUTHENTICATE, |challenge| {
+        let start = challenge.find("realm=\"")? + "realm=\"".len();
+        let length = challenge[start..].find('"')?;
+        let realm = &challenge[start..start + length];
+        let rewritten = rewrites
+            .iter()
+            .find_map(|(from, to)| {
+                realm
+                    .strip_prefix(from.as_str())
+                    .map(|rest| format!("{to}{rest}"))
+            })
+            .or_else(|| rewrite_url(realm, upstream, public))?;
+        let downgrade = realm.starts_with("https:") && !rewritten.starts_with("https:");
+        if downgrade {
+            return None;
+        }
+        Some(format!(
+            "{}{rewritten}{}",
+            &challenge[..start],
+            &challenge[start + length..]
+        ))
+    });
 }
 
 /// Rewrites every `<URL>` of a `Link` header value (RFC 8288).
@@ -279,6 +398,57 @@ mod tests {
                 "<https://gate.example/v2/a/tags/list?n=2&last=b>; rel=\"next\"",
                 "</v2/_catalog?n=1&last=a>; rel=\"next\"",
             ]
+        );
+    }
+
+    #[test]
+    fn realms_are_rewritten_without_downgrade() {
+        let (upstream, public) = origins();
+        let plain = Origin::parse_base_url("http://gate.internal:5050").expect("valid");
+        let rewrite = |value: &str, public: &Origin, rewrites: &[(String, String)]| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(value).expect("header"),
+            );
+            rewrite_realms(&mut headers, &upstream, public, rewrites);
+            headers[header::WWW_AUTHENTICATE]
+                .to_str()
+                .expect("ASCII")
+                .to_owned()
+        };
+        let challenge = r#"Bearer realm="http://127.0.0.1:5000/auth/token",service="registry",scope="repository:a/b:pull,push""#;
+        let mapped = vec![(
+            "https://auth.internal/".to_owned(),
+            "https://login.example/".to_owned(),
+        )];
+
+        assert_eq!(
+            rewrite(challenge, &public, &[]),
+            r#"Bearer realm="https://gate.example/auth/token",service="registry",scope="repository:a/b:pull,push""#
+        );
+        assert_eq!(
+            rewrite(
+                r#"Bearer realm="https://auth.internal/token",service="r""#,
+                &public,
+                &mapped
+            ),
+            r#"Bearer realm="https://login.example/token",service="r""#
+        );
+        assert_eq!(
+            rewrite(r#"Basic realm="Registry Realm""#, &public, &[]),
+            r#"Basic realm="Registry Realm""#
+        );
+        let secure_upstream = Origin::parse_base_url("https://registry.internal").expect("valid");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer realm="https://registry.internal/token""#),
+        );
+        rewrite_realms(&mut headers, &secure_upstream, &plain, &[]);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="https://registry.internal/token""#
         );
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::body::{self, Body, MeteredBody};
-use crate::config::Settings;
+use crate::config::{Scheme, Settings};
 use crate::error::{GateError, error_response};
 use crate::forward::{self, ClientSide};
 use crate::metrics::{Metrics, RequestLabels};
@@ -46,13 +46,22 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(settings: Settings) -> Arc<Self> {
+    /// Builds the gate; fails when the upstream TLS files cannot be loaded.
+    pub fn new(settings: Settings) -> Result<Arc<Self>, String> {
         let metrics = Arc::new(Metrics::new());
-        let upstream = Upstream::new(settings.upstream.clone(), &settings.limits, metrics.clone());
+        let tls = crate::tls::client_config(&settings.upstream_tls)?;
+        let mut upstream = Upstream::new(
+            settings.upstream.clone(),
+            &settings.limits,
+            metrics.clone(),
+            tls,
+            settings.upstream_http2,
+        );
+        upstream.realm_rewrites = settings.realm_rewrites.clone();
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             validations: Semaphore::new(settings.limits.max_manifest_validations),
             settings,
             upstream,
@@ -61,7 +70,7 @@ impl Gate {
             draining: AtomicBool::new(false),
             id_prefix: format!("{:x}", started.as_micros()),
             next_id: AtomicU64::new(1),
-        })
+        }))
     }
 
     /// Marks the gate as draining: `/readyz` fails from now on.
@@ -86,11 +95,13 @@ impl Gate {
         }
     }
 
-    /// Handles one request. Never fails: every error becomes a response.
+    /// Handles one request that came over a connection with `scheme`. Never fails: every
+    /// error becomes a response.
     pub async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
         peer: SocketAddr,
+        scheme: Scheme,
     ) -> Response<Body> {
         let request_id = self.request_id(&request);
         let route_class = route::route_class(request.uri().path());
@@ -110,7 +121,7 @@ impl Gate {
         parts.headers.insert(REQUEST_ID_HEADER, request_id.clone());
         let request = Request::from_parts(parts, meter_incoming(incoming, received, idle));
 
-        let response = self.route(request, peer).instrument(span).await;
+        let response = self.route(request, peer, scheme).instrument(span).await;
 
         self.metrics.in_flight.dec();
         let status = response.status().as_u16();
@@ -128,8 +139,13 @@ impl Gate {
         Response::from_parts(parts, meter_outgoing(body, sent, idle))
     }
 
-    async fn route(&self, request: Request<Body>, peer: SocketAddr) -> Response<Body> {
-        let client = ClientSide::new(&request, peer, &self.settings);
+    async fn route(
+        &self,
+        request: Request<Body>,
+        peer: SocketAddr,
+        scheme: Scheme,
+    ) -> Response<Body> {
+        let client = ClientSide::new(&request, peer, scheme, &self.settings);
         let result = match route::classify(request.method(), request.uri()) {
             Route::Forward => forward::forward(&self.upstream, request, &client).await,
             Route::ManifestPush(target) => push::handle(self, target, request, &client).await,

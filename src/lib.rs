@@ -17,5 +17,6 @@ pub mod metrics;
 pub mod push;
 pub mod route;
 pub mod server;
+pub mod tls;
 pub mod upstream;
 pub mod wasm;

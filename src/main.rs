@@ -8,10 +8,11 @@ use clap::error::ErrorKind;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+use tokio_rustls::TlsAcceptor;
 use wasmgate::cli::{Cli, Command, EXIT_USAGE, ServeArgs};
 use wasmgate::config::Settings;
 use wasmgate::gate::Gate;
-use wasmgate::{admin, server};
+use wasmgate::{admin, server, tls};
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -87,7 +88,31 @@ async fn run(settings: Settings) -> i32 {
     };
     log_start(&settings, &listener, admin_listener.as_ref());
 
-    let gate = Gate::new(settings);
+    if settings.upstream_tls.insecure_skip_verify {
+        tracing::warn!(
+            "--upstream-insecure-skip-verify is set: upstream certificates are NOT verified, so anyone on the path can impersonate the registry"
+        );
+    }
+    let tls = match &settings.tls {
+        None => None,
+        Some(files) => match tls::server_config(files) {
+            Ok((config, resolver)) => {
+                tokio::spawn(tls::watch_files(files.clone(), resolver));
+                Some(TlsAcceptor::from(config))
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot set up TLS");
+                return 1;
+            }
+        },
+    };
+    let gate = match Gate::new(settings) {
+        Ok(gate) => gate,
+        Err(error) => {
+            tracing::error!(%error, "cannot set up the upstream client");
+            return 1;
+        }
+    };
     if let Some(admin_listener) = admin_listener {
         tokio::spawn(admin::serve(admin_listener, gate.clone()));
     }
@@ -97,7 +122,7 @@ async fn run(settings: Settings) -> i32 {
         draining.start_draining();
         tracing::info!("shutdown signal received; readiness is now false");
     };
-    server::serve(listener, gate, shutdown).await;
+    server::serve(listener, gate, tls, shutdown).await;
     tracing::info!("wasmgate stopped");
     0
 }
@@ -115,6 +140,9 @@ fn log_start(settings: &Settings, listener: &TcpListener, admin: Option<&TcpList
         public_url = settings.public_url.as_ref().map_or_else(|| "from each request's Host".to_owned(), ToString::to_string),
         max_manifest_bytes = settings.max_manifest_bytes,
         inspect_max_bytes = settings.inspect_max_bytes,
+        tls = settings.tls.is_some(),
+        client_certificates = settings.tls.as_ref().is_some_and(|tls| tls.client_ca.is_some()),
+        trusted_proxies = settings.trusted_proxies.len(),
         strict_os = settings.strict_os,
         rewrite_legacy = settings.rewrite_legacy,
         "wasmgate started"

@@ -1,7 +1,8 @@
-//! Accept stage: the client listener, per-connection HTTP/1.1 and HTTP/2 (prior knowledge)
-//! serving, the connection limit, and the graceful drain on shutdown. TLS is not handled
-//! here yet.
+//! Accept stage: the client listener, the TLS handshake when TLS is on, per-connection
+//! HTTP/1.1 and HTTP/2 serving (ALPN over TLS, prior knowledge without), the connection
+//! limit, and the graceful drain on shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,10 +12,13 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
+use crate::config::Scheme;
 use crate::gate::Gate;
 
 /// Pause after a failed `accept`, such as when the process is out of file descriptors, so
@@ -24,7 +28,12 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Serves clients on `listener` until `shutdown` resolves, then stops accepting, lets
 /// in-flight requests finish within the shutdown grace period, and returns. Connections
 /// still open after the grace period are cut when the runtime stops.
-pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let open = Arc::new(AtomicUsize::new(0));
     let permits = Arc::new(Semaphore::new(gate.settings.limits.max_connections));
@@ -50,13 +59,27 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future
         let watcher = graceful.watcher();
         let open = open.clone();
         let gate = gate.clone();
+        let tls = tls.clone();
         open.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let builder = connection_builder(&gate);
-            let connection =
-                builder.serve_connection(TokioIo::new(stream), service(gate.clone(), peer));
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(client.address = %peer, %error, "connection ended with an error");
+            match tls {
+                None => serve_connection(stream, peer, Scheme::Http, gate, watcher).await,
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(gate.settings.limits.header_read_timeout, handshake)
+                        .await
+                    {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, Scheme::Https, gate, watcher).await
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(client.address = %peer, %error, "TLS handshake failed")
+                        }
+                        Err(_) => {
+                            tracing::debug!(client.address = %peer, "TLS handshake timed out")
+                        }
+                    }
+                }
             }
             open.fetch_sub(1, Ordering::SeqCst);
             drop(permit);
@@ -79,27 +102,26 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future
     }
 }
 
-fn connection_builder(gate: &Gate) -> auto::Builder<TokioExecutor> {
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    scheme: Scheme,
+    gate: Arc<Gate>,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(gate.settings.limits.header_read_timeout);
-    builder
-}
-
-fn service(
-    gate: Arc<Gate>,
-    peer: SocketAddr,
-) -> impl hyper::service::Service<
-    http::Request<hyper::body::Incoming>,
-    Response = http::Response<crate::body::Body>,
-    Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<http::Response<crate::body::Body>, std::convert::Infallible>>
-             + Send,
-> + Clone {
-    service_fn(move |request| {
+    let service = service_fn(move |request| {
         let gate = gate.clone();
-        async move { Ok(gate.handle(request, peer).await) }
-    })
+        async move { Ok::<_, Infallible>(gate.handle(request, peer, scheme).await) }
+    });
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(client.address = %peer, %error, "connection ended with an error");
+    }
 }

@@ -15,7 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::body::{Body, BodyIdleTimeout, empty, full};
-use crate::config::{Limits, Origin};
+use crate::config::{Limits, Origin, Scheme};
 use crate::error::{GateError, Rejection, Rule, UpstreamAnswer};
 use crate::forward::strip_hop_by_hop;
 use crate::manifest::digest::Hasher;
@@ -36,6 +36,8 @@ const USER_AGENT: &str = concat!("wasmgate/", env!("CARGO_PKG_VERSION"));
 #[derive(Clone)]
 pub struct Upstream {
     pub origin: Origin,
+    /// `--rewrite-realm` pairs, applied to `WWW-Authenticate` answers.
+    pub realm_rewrites: Vec<(String, String)>,
     blob_read_timeout: Duration,
     /// Requests sent upstream so far, forwarded and validation reads alike.
     sent: Arc<AtomicU64>,
@@ -47,28 +49,37 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(origin: Origin, limits: &Limits, metrics: Arc<Metrics>) -> Self {
-        let provider = rustls::crypto::ring::default_provider();
-        // NOTE: an https upstream is verified against the system roots only; a private CA
-        // and client certificates are not configurable yet.
-        let builder = match hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider)
-        {
-            Ok(builder) => builder,
-            Err(error) => {
-                tracing::warn!(%error, "no system root certificates found; https upstreams and redirects will fail verification");
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty_tls_config())
-            }
+    /// Builds the client. `tls` verifies https upstreams and the object storage they redirect
+    /// to; with `http2`, https connections offer HTTP/2 by ALPN and plain http ones speak
+    /// HTTP/2 with prior knowledge.
+    pub fn new(
+        origin: Origin,
+        limits: &Limits,
+        metrics: Arc<Metrics>,
+        tls: rustls::ClientConfig,
+        http2: bool,
+    ) -> Self {
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let connector = if http2 {
+            builder
+                .enable_all_versions()
+                .wrap_connector(http_connector(limits.upstream_connect_timeout))
+        } else {
+            builder
+                .enable_http1()
+                .wrap_connector(http_connector(limits.upstream_connect_timeout))
         };
-        let connector = builder
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http_connector(limits.upstream_connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(limits.upstream_idle_timeout)
-            .build(connector);
+        let mut client = Client::builder(TokioExecutor::new());
+        client.pool_idle_timeout(limits.upstream_idle_timeout);
+        if http2 && origin.scheme == Scheme::Http {
+            client.http2_only(true);
+        }
+        let client = client.build(connector);
         Self {
             origin,
+            realm_rewrites: Vec::new(),
             blob_read_timeout: limits.blob_read_timeout,
             sent: Arc::default(),
             last_answer_ms: Arc::default(),
@@ -500,14 +511,6 @@ fn source_chain<'a>(
         Some(error),
         |cause: &&'a (dyn std::error::Error + 'static)| (*cause).source(),
     )
-}
-
-fn empty_tls_config() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth()
 }
 
 fn http_connector(connect_timeout: Duration) -> HttpConnector {

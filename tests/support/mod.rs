@@ -287,6 +287,11 @@ pub fn settings(upstream: &str) -> Settings {
         strict_os: false,
         rewrite_legacy: false,
         admin_listen: None,
+        trusted_proxies: Vec::new(),
+        tls: None,
+        upstream_tls: Default::default(),
+        upstream_http2: false,
+        realm_rewrites: Vec::new(),
         limits: Limits::default(),
     }
 }
@@ -299,17 +304,27 @@ pub async fn start_gate(settings: Settings) -> String {
 /// Starts the gate and returns its base URL and its shared state, for counting the requests
 /// it sent upstream.
 pub async fn start_gate_with_handle(
+    settings: Settings,
+) -> (String, std::sync::Arc<wasmgate::gate::Gate>) {
+    start_gate_with_tls(settings, None).await
+}
+
+/// Starts the gate, serving HTTPS when `tls` is given, and returns its base URL and state.
+pub async fn start_gate_with_tls(
     mut settings: Settings,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> (String, std::sync::Arc<wasmgate::gate::Gate>) {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .expect("bind gate");
     settings.listen = listener.local_addr().expect("gate address");
-    let url = format!("http://{}", settings.listen);
-    let gate = wasmgate::gate::Gate::new(settings);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", settings.listen);
+    let gate = wasmgate::gate::Gate::new(settings).expect("gate settings are valid");
     tokio::spawn(wasmgate::server::serve(
         listener,
         gate.clone(),
+        tls,
         std::future::pending(),
     ));
     (url, gate)
@@ -331,14 +346,19 @@ pub async fn start_stoppable_gate(mut settings: Settings) -> StoppableGate {
         .expect("bind gate");
     settings.listen = listener.local_addr().expect("gate address");
     let url = format!("http://{}", settings.listen);
-    let gate = wasmgate::gate::Gate::new(settings);
+    let gate = wasmgate::gate::Gate::new(settings).expect("gate settings are valid");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let draining = gate.clone();
     let shutdown = async move {
         let _ = stopped.await;
         draining.start_draining();
     };
-    let served = tokio::spawn(wasmgate::server::serve(listener, gate.clone(), shutdown));
+    let served = tokio::spawn(wasmgate::server::serve(
+        listener,
+        gate.clone(),
+        None,
+        shutdown,
+    ));
     StoppableGate {
         url,
         gate,
