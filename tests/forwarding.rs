@@ -585,3 +585,109 @@ async fn asterisk_targets_and_connect_are_rejected() {
     assert!(connect_body.contains("\"UNSUPPORTED\""), "{connect_body}");
     assert!(registry.requests().is_empty(), "{:?}", registry.requests());
 }
+
+/// Scripted upstream stub that answers every request with the request's headers as JSON, so
+/// a test can see what the gate forwarded; no registry here echoes headers.
+async fn start_echo_stub() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind stub");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service_fn(|request: Request<Incoming>| async move {
+                let headers: serde_json::Map<String, serde_json::Value> = request
+                    .headers()
+                    .iter()
+                    .map(|(name, value)| {
+                        (
+                            name.to_string(),
+                            serde_json::json!(value.to_str().unwrap_or_default()),
+                        )
+                    })
+                    .collect();
+                let body = serde_json::to_vec(&headers).expect("JSON");
+                Ok::<_, Infallible>(Response::new(full(body)))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn forwarding_headers_depend_on_trust() {
+    let stub = start_echo_stub().await;
+    let untrusting = support::start_gate(support::settings(&stub)).await;
+    let mut trusting_settings = support::settings(&stub);
+    trusting_settings.trusted_proxies = vec!["127.0.0.0/8".parse().expect("network")];
+    let trusting = support::start_gate(trusting_settings).await;
+    let incoming = [
+        ("x-forwarded-for", "203.0.113.7"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "registry.example.com"),
+        (
+            "forwarded",
+            "for=203.0.113.7;proto=https;host=registry.example.com",
+        ),
+    ];
+
+    let untrusted = send(
+        Method::GET,
+        &format!("{untrusting}/v2/"),
+        &incoming,
+        empty(),
+    )
+    .await
+    .json();
+    let trusted = send(Method::GET, &format!("{trusting}/v2/"), &incoming, empty())
+        .await
+        .json();
+
+    let gate_host = untrusting.trim_start_matches("http://");
+    assert_eq!(untrusted["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(untrusted["x-forwarded-proto"], "http");
+    assert_eq!(untrusted["x-forwarded-host"], gate_host);
+    assert!(
+        untrusted.get("forwarded").is_none(),
+        "an untrusted Forwarded header was kept"
+    );
+    assert_eq!(trusted["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(trusted["x-forwarded-proto"], "https");
+    assert_eq!(trusted["x-forwarded-host"], "registry.example.com");
+    let forwarded = trusted["forwarded"].as_str().expect("Forwarded kept");
+    assert!(
+        forwarded
+            .starts_with("for=203.0.113.7;proto=https;host=registry.example.com, for=127.0.0.1;"),
+        "{forwarded}"
+    );
+    assert!(untrusted.get("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn trusted_proxy_host_is_the_public_origin() {
+    let registry = Registry::start_with_own_host();
+    let mut settings = support::settings(&registry.url());
+    settings.trusted_proxies = vec!["127.0.0.1/32".parse().expect("network")];
+    let gate = support::start_gate(settings).await;
+
+    let started = send(
+        Method::POST,
+        &format!("{gate}/v2/proxied/blobs/uploads/"),
+        &[
+            ("x-forwarded-host", "registry.example.com"),
+            ("x-forwarded-proto", "https"),
+        ],
+        empty(),
+    )
+    .await;
+
+    let location = started.header("location").expect("Location");
+    assert!(
+        location.starts_with("https://registry.example.com/v2/proxied/blobs/uploads/"),
+        "{location}"
+    );
+}

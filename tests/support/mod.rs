@@ -94,6 +94,16 @@ impl Registry {
         Self::start_on("127.0.0.1:0", "", "")
     }
 
+    /// Starts Distribution 2.8 serving HTTPS with the given PEM files.
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Self {
+        let tls = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        );
+        Self::start_on("127.0.0.1:0", &tls, "")
+    }
+
     /// Starts `flavor` on `ip` (any loopback address) with the given URL style.
     pub fn start_flavor(flavor: Flavor, ip: &str, urls: Urls) -> Self {
         match urls {
@@ -268,7 +278,7 @@ fn copy_log_until_address(
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
         let _ = writeln!(log, "{line}");
         if let Some(rest) = line.split("listening on ").nth(1) {
-            let address = rest.split(['"', ' ']).next().unwrap_or_default();
+            let address = rest.split(['"', ' ', ',']).next().unwrap_or_default();
             if let Ok(address) = address.parse() {
                 let _ = sender.send(address);
             }
