@@ -104,6 +104,21 @@ impl Registry {
         Self::start_on("127.0.0.1:0", &tls, "")
     }
 
+    /// Starts Distribution 2.8 with token authentication: `realm` is announced in
+    /// challenges, and tokens must be signed by a certificate chaining to `root_bundle`.
+    pub fn start_with_token_auth(
+        realm: &str,
+        service: &str,
+        issuer: &str,
+        root_bundle: &Path,
+    ) -> Self {
+        let auth = format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
+            root_bundle.display()
+        );
+        Self::start_on("127.0.0.1:0", "", &auth)
+    }
+
     /// Starts `flavor` on `ip` (any loopback address) with the given URL style.
     pub fn start_flavor(flavor: Flavor, ip: &str, urls: Urls) -> Self {
         match urls {
