@@ -332,20 +332,29 @@ fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, direct, gate, mib, pushes] = args.as_slice() else {
-        eprintln!("usage: bench DIRECT_URL GATE_URL BLOB_MIB MANIFEST_PUSHES");
+    let [_, phase, direct, gate, mib, pushes] = args.as_slice() else {
+        eprintln!("usage: bench blobs|manifests DIRECT_URL GATE_URL BLOB_MIB MANIFEST_PUSHES");
         std::process::exit(2);
     };
     let mib: u64 = mib.parse().expect("BLOB_MIB is a number");
     let pushes: usize = pushes.parse().expect("MANIFEST_PUSHES is a number");
     let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    if phase == "blobs" {
+        blobs(&client, direct, gate, mib).await;
+    } else {
+        manifests(&client, direct, gate, pushes).await;
+    }
+}
+
+/// Prints the blob throughput rows.
+async fn blobs(client: &HttpClient, direct: &str, gate: &str, mib: u64) {
     let frame = frame();
     let digest = blob_digest(&frame, mib);
 
     let (direct_push, direct_pull) =
-        blob_throughput(&client, direct, "bench/direct", &frame, mib, &digest).await;
+        blob_throughput(client, direct, "bench/direct", &frame, mib, &digest).await;
     let (gate_push, gate_pull) =
-        blob_throughput(&client, gate, "bench/gate", &frame, mib, &digest).await;
+        blob_throughput(client, gate, "bench/gate", &frame, mib, &digest).await;
     println!(
         "| {mib} MiB blob push | {direct_push:.0} MiB/s | {gate_push:.0} MiB/s | {:.2} |",
         gate_push / direct_push
@@ -354,10 +363,13 @@ async fn main() {
         "| {mib} MiB blob pull | {direct_pull:.0} MiB/s | {gate_pull:.0} MiB/s | {:.2} |",
         gate_pull / direct_pull
     );
+}
 
+/// Prints the manifest latency rows.
+async fn manifests(client: &HttpClient, direct: &str, gate: &str, pushes: usize) {
     let direct_latencies =
-        manifest_latencies(&client, direct, "bench/manifests-direct", pushes).await;
-    let gate_latencies = manifest_latencies(&client, gate, "bench/manifests-gate", pushes).await;
+        manifest_latencies(client, direct, "bench/manifests-direct", pushes).await;
+    let gate_latencies = manifest_latencies(client, gate, "bench/manifests-gate", pushes).await;
     for (name, fraction) in [("p50", 0.50), ("p99", 0.99)] {
         let direct = percentile(&direct_latencies, fraction);
         let gate = percentile(&gate_latencies, fraction);
@@ -368,7 +380,7 @@ async fn main() {
     }
 
     let [inspect_direct, cold, cached] =
-        inspection_latencies(&client, direct, gate, INSPECTED_MIB, INSPECTION_SAMPLES).await;
+        inspection_latencies(client, direct, gate, INSPECTED_MIB, INSPECTION_SAMPLES).await;
     let direct_p50 = percentile(&inspect_direct, 0.5);
     for (name, latencies) in [("cold", &cold), ("cached", &cached)] {
         let gate_p50 = percentile(latencies, 0.5);

@@ -64,7 +64,10 @@ gate_pid=$!
 pids+=("$gate_pid")
 gate=$(wait_for_line "$workdir/gate.log" 'wasmgate started' | grep -oE 'listen=[0-9.:]+' | cut -d= -f2)
 
-rows=$(target/release/examples/bench "http://$registry" "http://$gate" "$BLOB_MIB" "$PUSHES")
+rows=$(target/release/examples/bench blobs "http://$registry" "http://$gate" "$BLOB_MIB" "$PUSHES")
+streaming_rss_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$gate_pid/status")
+rows="$rows
+$(target/release/examples/bench manifests "http://$registry" "http://$gate" "$BLOB_MIB" "$PUSHES")"
 peak_rss_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$gate_pid/status")
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -96,11 +99,15 @@ from the cache and only the config is read.
 |---|---|---|---|
 $rows
 
-Gate peak resident memory (VmHWM) over the whole run, including the $BLOB_MIB MiB transfers:
-$((peak_rss_kib / 1024)) MiB ($peak_rss_kib KiB).
+Gate peak resident memory (VmHWM), read from /proc after each phase:
+
+- after the $BLOB_MIB MiB blob transfers, the first phase: $((streaming_rss_kib / 1024)) MiB ($streaming_rss_kib KiB);
+- after the whole run, which adds the manifest pushes and the inspection of 10 MiB
+  components, each read whole into memory: $((peak_rss_kib / 1024)) MiB ($peak_rss_kib KiB).
 
 Targets: throughput at least 0.9 of direct, manifest push p50 within 2 ms of direct, peak
-resident memory at most 64 MiB while streaming 1 GiB. Figures from one run on a shared
-2-core machine vary from run to run by several percent.
+resident memory at most 64 MiB while streaming 1 GiB. Single runs on a shared 2-core machine
+vary widely: on 2026-12-04, three runs on the machine above measured blob push ratios of
+0.81, 0.75 and 0.98, so repeat the run before drawing conclusions.
 MARKDOWN
 cat docs/benchmarks.md
