@@ -105,11 +105,11 @@ impl Gate {
     ) -> Response<Body> {
         let request_id = self.request_id(&request);
         let route_class = route::route_class(request.uri().path());
-        let method = request.method().to_string();
+        let method = method_label(request.method());
         let span = tracing::info_span!(
             "request",
             request.id = %request_id.to_str().unwrap_or_default(),
-            http.method = %method,
+            http.method = %request.method(),
             http.path = %request.uri().path(),
             client.address = %peer,
         );
@@ -189,4 +189,16 @@ fn meter_incoming(incoming: Incoming, counter: Counter, idle: Duration) -> Body 
 /// Counts and watches a response body on its way to the client.
 fn meter_outgoing(outgoing: Body, counter: Counter, idle: Duration) -> Body {
     body::stream(MeteredBody::new(outgoing, counter, idle))
+}
+
+/// The method as a metric label. Clients may send any token as a method, so only the
+/// methods of the registry API get their own label, which keeps label values bounded.
+fn method_label(method: &http::Method) -> String {
+    const KNOWN: &[&str] = &["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"];
+    let name = method.as_str();
+    if KNOWN.contains(&name) {
+        name.to_owned()
+    } else {
+        "other".to_owned()
+    }
 }

@@ -364,3 +364,33 @@ async fn drain_finishes_uploads_and_refuses_new_connections() {
             .is_some_and(|blob| blob.len() == chunks * 1024 * 1024)
     );
 }
+
+#[tokio::test]
+async fn unknown_methods_share_one_metric_label() {
+    let (registry, handle) = {
+        let registry = Registry::start();
+        let (gate, handle) =
+            support::start_gate_with_handle(support::settings(&registry.url())).await;
+        for method in ["BREW", "WHEN", "PROPFIND"] {
+            send(
+                Method::from_bytes(method.as_bytes()).expect("method"),
+                &format!("{gate}/v2/"),
+                &[],
+                empty(),
+            )
+            .await;
+        }
+        (registry, handle)
+    };
+    let admin = support::start_admin(handle).await;
+
+    let text =
+        String::from_utf8(get(&format!("{admin}/metrics")).await.body.to_vec()).expect("UTF-8");
+
+    assert!(
+        !text.contains("BREW") && !text.contains("PROPFIND"),
+        "{text}"
+    );
+    assert!(text.contains(r#"method="other""#), "{text}");
+    drop(registry);
+}
