@@ -25,6 +25,7 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>) {
             Ok(accepted) => accepted,
             Err(error) => {
                 tracing::warn!(%error, "accepting an admin connection failed");
+                tokio::time::sleep(crate::server::ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
         };

@@ -356,7 +356,8 @@ impl ServeArgs {
                         return Err(format!("--rewrite-realm {pair:?}: {url:?} is not an http or https URL"));
                     }
                 }
-                if from.starts_with("https:") && to.starts_with("http:") {
+                let scheme = crate::config::Scheme::of_url;
+                if scheme(from) == Some(crate::config::Scheme::Https) && scheme(to) == Some(crate::config::Scheme::Http) {
                     return Err(format!("--rewrite-realm {pair:?} would downgrade an https realm to http"));
                 }
                 Ok((from.to_owned(), to.to_owned()))

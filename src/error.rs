@@ -287,12 +287,20 @@ impl GateError {
 /// carries the detail; relayed upstream answers keep their status, headers and body.
 pub fn error_response(error: GateError) -> Response<Body> {
     match error {
-        GateError::Rejected(rejection) => oci_error(
-            rejection.status,
-            rejection.code,
-            &rejection.message,
-            rejection.detail(),
-        ),
+        GateError::Rejected(rejection) => {
+            let mut response = oci_error(
+                rejection.status,
+                rejection.code,
+                &rejection.message,
+                rejection.detail(),
+            );
+            if rejection.status == StatusCode::TOO_MANY_REQUESTS {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            response
+        }
         GateError::UpstreamAnswer(answer) => {
             let mut response = Response::new(full(answer.body));
             *response.status_mut() = answer.status;

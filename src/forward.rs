@@ -37,6 +37,11 @@ const FORWARDING: &[&str] = &[
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-ssl",
+    "x-real-ip",
+    "front-end-https",
 ];
 
 /// Facts about the client side of one request.
@@ -62,6 +67,9 @@ impl ClientSide {
         scheme: Scheme,
         settings: &Settings,
     ) -> Self {
+        // An IPv4 client of a dual-stack listener arrives as `::ffff:a.b.c.d`; comparing and
+        // reporting it in its IPv4 form lets IPv4 networks match.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let trusted = settings
             .trusted_proxies
             .iter()
@@ -172,10 +180,7 @@ fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide) {
         }
     }
 
-    let forwarded_for = match headers
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok())
-    {
+    let forwarded_for = match joined(headers, "x-forwarded-for") {
         Some(chain) => format!("{chain}, {peer}"),
         None => peer.clone(),
     };
@@ -186,10 +191,7 @@ fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide) {
     if !headers.contains_key("x-forwarded-host") {
         insert_text(headers, "x-forwarded-host", &client.public.authority());
     }
-    if let Some(chain) = headers
-        .get("forwarded")
-        .and_then(|value| value.to_str().ok())
-    {
+    if let Some(chain) = joined(headers, "forwarded") {
         // Only a trusted proxy's `Forwarded` survives to here; this hop is appended to it
         // (RFC 7239), with an IPv6 address quoted and bracketed.
         let node = if client.peer.is_ipv6() {
@@ -204,6 +206,16 @@ fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide) {
         );
         insert_text(headers, "forwarded", &element);
     }
+}
+
+/// Every line of a list header joined with commas, as RFC 9110 section 5.3 reads them.
+fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
 }
 
 fn insert_text(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -267,28 +279,55 @@ pub fn rewrite_realms(
     public: &Origin,
     rewrites: &[(String, String)],
 ) {
-    rewrite_header(headers, header::WWW_AUTHENTICATE, |challenge| {
-        let start = challenge.find("realm=\"")? + "realm=\"".len();
-        let length = challenge[start..].find('"')?;
-        let realm = &challenge[start..start + length];
-        let rewritten = rewrites
-            .iter()
-            .find_map(|(from, to)| {
-                realm
-                    .strip_prefix(from.as_str())
-                    .map(|rest| format!("{to}{rest}"))
-            })
-            .or_else(|| rewrite_url(realm, upstream, public))?;
-        let downgrade = realm.starts_with("https:") && !rewritten.starts_with("https:");
-        if downgrade {
-            return None;
+    rewrite_header(headers, header::WWW_AUTHENTICATE, |challenges| {
+        // One field value may hold several challenges, and auth-param names are
+        // case-insensitive (RFC 9110 section 11.2), so every `realm="` is looked at.
+        let lowercase = challenges.to_ascii_lowercase();
+        let mut out = String::with_capacity(challenges.len());
+        let mut copied = 0;
+        let mut changed = false;
+        let mut search = 0;
+        while let Some(found) = lowercase[search..].find("realm=\"") {
+            let start = search + found + "realm=\"".len();
+            let Some(length) = challenges[start..].find('"') else {
+                break;
+            };
+            let realm = &challenges[start..start + length];
+            search = start + length + 1;
+            let Some(rewritten) = rewrite_realm(realm, upstream, public, rewrites) else {
+                continue;
+            };
+            out.push_str(&challenges[copied..start]);
+            out.push_str(&rewritten);
+            copied = start + length;
+            changed = true;
         }
-        Some(format!(
-            "{}{rewritten}{}",
-            &challenge[..start],
-            &challenge[start + length..]
-        ))
+        out.push_str(&challenges[copied..]);
+        changed.then_some(out)
     });
+}
+
+/// The new realm URL, or `None` to keep it: it matches no rewrite, or the rewrite would move
+/// an https realm to http.
+fn rewrite_realm(
+    realm: &str,
+    upstream: &Origin,
+    public: &Origin,
+    rewrites: &[(String, String)],
+) -> Option<String> {
+    let rewritten = rewrites
+        .iter()
+        .find_map(|(from, to)| {
+            let matches =
+                realm.len() >= from.len() && realm[..from.len()].eq_ignore_ascii_case(from);
+            matches.then(|| format!("{to}{}", &realm[from.len()..]))
+        })
+        .or_else(|| rewrite_url(realm, upstream, public))?;
+    let is_https = |url: &str| Scheme::of_url(url) == Some(Scheme::Https);
+    if is_https(realm) && !is_https(&rewritten) {
+        return None;
+    }
+    Some(rewritten)
 }
 
 /// Rewrites every `<URL>` of a `Link` header value (RFC 8288).

@@ -114,7 +114,7 @@ impl Gate {
             client.address = %peer,
         );
 
-        self.metrics.in_flight.inc();
+        let mut in_flight = InFlight::start(&self.metrics, route_class, method);
         let idle = self.settings.limits.body_idle_timeout;
         let received = self.metrics.received_bytes.clone();
         let (mut parts, incoming) = request.into_parts();
@@ -123,16 +123,7 @@ impl Gate {
 
         let response = self.route(request, peer, scheme).instrument(span).await;
 
-        self.metrics.in_flight.dec();
-        let status = response.status().as_u16();
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                route: route_class,
-                method,
-                status,
-            })
-            .inc();
+        in_flight.finish(response.status().as_u16());
         let (mut parts, body) = response.into_parts();
         parts.headers.insert(REQUEST_ID_HEADER, request_id);
         let sent = self.metrics.sent_bytes.clone();
@@ -200,5 +191,90 @@ fn method_label(method: &http::Method) -> String {
         name.to_owned()
     } else {
         "other".to_owned()
+    }
+}
+
+/// Status recorded for a request whose client went away before the answer was ready, as
+/// nginx logs it.
+const CLIENT_CLOSED: u16 = 499;
+
+/// Keeps `wasmgate_in_flight_requests` right even when hyper drops the request future
+/// because the client disconnected: the drop lowers the gauge and counts the request with
+/// status 499 unless [`InFlight::finish`] recorded its real status.
+struct InFlight<'a> {
+    metrics: &'a Metrics,
+    route: &'static str,
+    method: Option<String>,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(metrics: &'a Metrics, route: &'static str, method: String) -> Self {
+        metrics.in_flight.inc();
+        Self {
+            metrics,
+            route,
+            method: Some(method),
+        }
+    }
+
+    fn finish(&mut self, status: u16) {
+        self.count(status);
+    }
+
+    fn count(&mut self, status: u16) {
+        if let Some(method) = self.method.take() {
+            let labels = RequestLabels {
+                route: self.route,
+                method,
+                status,
+            };
+            self.metrics.requests.get_or_create(&labels).inc();
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count(CLIENT_CLOSED);
+        self.metrics.in_flight.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requests(metrics: &Metrics, status: u16) -> u64 {
+        let labels = RequestLabels {
+            route: "blob",
+            method: "GET".into(),
+            status,
+        };
+        metrics.requests.get_or_create(&labels).get()
+    }
+
+    #[test]
+    fn dropped_request_counts_as_client_closed() {
+        let metrics = Metrics::new();
+
+        let guard = InFlight::start(&metrics, "blob", "GET".into());
+        assert_eq!(metrics.in_flight.get(), 1);
+        drop(guard);
+
+        assert_eq!(metrics.in_flight.get(), 0);
+        assert_eq!(requests(&metrics, CLIENT_CLOSED), 1);
+    }
+
+    #[test]
+    fn finished_request_counts_its_status() {
+        let metrics = Metrics::new();
+
+        let mut guard = InFlight::start(&metrics, "blob", "GET".into());
+        guard.finish(200);
+        drop(guard);
+
+        assert_eq!(metrics.in_flight.get(), 0);
+        assert_eq!(requests(&metrics, 200), 1);
+        assert_eq!(requests(&metrics, CLIENT_CLOSED), 0);
     }
 }

@@ -18,12 +18,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::body::FirstByteDeadline;
 use crate::config::Scheme;
 use crate::gate::Gate;
 
 /// Pause after a failed `accept`, such as when the process is out of file descriptors, so
 /// the loop does not spin while the condition lasts.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves clients on `listener` until `shutdown` resolves, then stops accepting, lets
 /// in-flight requests finish within the shutdown grace period, and returns. Connections
@@ -111,15 +112,19 @@ async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let header_read_timeout = gate.settings.limits.header_read_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(gate.settings.limits.header_read_timeout);
+        .header_read_timeout(header_read_timeout);
     let service = service_fn(move |request| {
         let gate = gate.clone();
         async move { Ok::<_, Infallible>(gate.handle(request, peer, scheme).await) }
     });
+    // hyper's header timer starts with the first byte, so a peer that never sends one is
+    // bounded here.
+    let io = FirstByteDeadline::new(io, header_read_timeout);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     if let Err(error) = watcher.watch(connection).await {
         tracing::debug!(client.address = %peer, %error, "connection ended with an error");

@@ -121,7 +121,11 @@ impl Upstream {
         purpose: &'static str,
     ) -> Result<Response<Incoming>, GateError> {
         self.sent.fetch_add(1, Ordering::Relaxed);
-        let target = format!("{} {}", request.method(), request.uri());
+        let target = format!(
+            "{} {}",
+            request.method(),
+            without_query(&request.uri().to_string())
+        );
         let started = Instant::now();
         let result = self.client.request(request).await;
         self.metrics
@@ -266,9 +270,10 @@ impl Upstream {
                     return Err(relay_answer(response).await);
                 }
                 other => {
-                    tracing::warn!(upstream.url = %url, http.status = %other, "validation read failed");
+                    tracing::warn!(upstream.url = %without_query(&url), http.status = %other, "validation read failed");
                     return Err(GateError::UpstreamInvalid(format!(
-                        "GET {url} answered {other}"
+                        "GET {} answered {other}",
+                        without_query(&url)
                     )));
                 }
             }
@@ -344,7 +349,7 @@ impl Upstream {
         match response.status() {
             status if status.is_client_error() => relay_answer(response).await,
             status => {
-                tracing::warn!(upstream.url = %url, http.status = %status, "uploading a rewritten config failed");
+                tracing::warn!(upstream.url = %without_query(url), http.status = %status, "uploading a rewritten config failed");
                 GateError::UpstreamInvalid(format!("upload to {url} answered {status}"))
             }
         }
@@ -502,6 +507,12 @@ fn redirect_target(current: &str, headers: &HeaderMap) -> Result<String, GateErr
         .filter(|index| *index >= origin_end)
         .map_or(path, |index| &path[..=index]);
     Ok(format!("{directory}{location}"))
+}
+
+/// A URL without its query, for logs and errors: upload states, presigned object storage
+/// URLs and tokens in queries work as credentials.
+fn without_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(base, _)| base)
 }
 
 fn source_chain<'a>(

@@ -626,6 +626,7 @@ async fn forwarding_headers_depend_on_trust() {
     trusting_settings.trusted_proxies = vec!["127.0.0.0/8".parse().expect("network")];
     let trusting = support::start_gate(trusting_settings).await;
     let incoming = [
+        ("x-real-ip", "203.0.113.9"),
         ("x-forwarded-for", "203.0.113.7"),
         ("x-forwarded-proto", "https"),
         ("x-forwarded-host", "registry.example.com"),

@@ -220,6 +220,15 @@ async fn slow_headers_are_cut_but_slow_bodies_are_not() {
         "slow headers were served"
     );
 
+    // A connection that never sends a byte is closed after the header read timeout too.
+    let mut silent = tokio::net::TcpStream::connect(gate.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let mut nothing = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut nothing)).await;
+    assert!(closed.is_ok(), "a silent connection stayed open");
+
     // An upload whose frames arrive every 300 ms, for about 3 s in all, is never idle for
     // 800 ms, so it completes although it outlasts both timeouts.
     let started = send(
