@@ -272,7 +272,7 @@ impl Upstream {
                 other => {
                     tracing::warn!(upstream.url = %without_query(&url), http.status = %other, "validation read failed");
                     return Err(GateError::UpstreamInvalid(format!(
-                        "GET {} answered {other}",
+                        "GET {} returned {other}",
                         without_query(&url)
                     )));
                 }
@@ -350,7 +350,7 @@ impl Upstream {
             status if status.is_client_error() => relay_answer(response).await,
             status => {
                 tracing::warn!(upstream.url = %without_query(url), http.status = %status, "uploading a rewritten config failed");
-                GateError::UpstreamInvalid(format!("upload to {url} answered {status}"))
+                GateError::UpstreamInvalid(format!("upload to {url} returned {status}"))
             }
         }
     }
