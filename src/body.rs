@@ -187,3 +187,58 @@ impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstByteDeadli
         self.inner.is_write_vectored()
     }
 }
+
+/// A request body that reports when it has been sent: `sent` fires when the body ends or
+/// is dropped, whichever comes first. An empty body may never be polled, so the drop counts.
+pub struct EndSignal<B> {
+    inner: B,
+    sent: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<B> EndSignal<B> {
+    pub fn new(inner: B, sent: tokio::sync::oneshot::Sender<()>) -> Self {
+        Self {
+            inner,
+            sent: Some(sent),
+        }
+    }
+
+    fn fire(&mut self) {
+        if let Some(sent) = self.sent.take() {
+            let _ = sent.send(());
+        }
+    }
+}
+
+impl<B> Drop for EndSignal<B> {
+    fn drop(&mut self) {
+        self.fire();
+    }
+}
+
+impl<B> http_body::Body for EndSignal<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(context);
+        if let Poll::Ready(None) = polled {
+            self.fire();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -229,6 +229,16 @@ pub struct ServeArgs {
     )]
     pub upstream_connect_timeout: u64,
 
+    /// Seconds the upstream has to send response headers once the whole request was sent;
+    /// past it the client gets 504. The upload itself is never timed.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "WASMGATE_UPSTREAM_RESPONSE_TIMEOUT",
+        default_value_t = 300
+    )]
+    pub upstream_response_timeout: u64,
+
     /// Seconds an idle pooled keep-alive connection to the upstream is kept open.
     #[arg(
         long,
@@ -400,6 +410,10 @@ impl ServeArgs {
             upstream_connect_timeout: seconds(
                 "upstream-connect-timeout",
                 self.upstream_connect_timeout,
+            )?,
+            upstream_response_timeout: seconds(
+                "upstream-response-timeout",
+                self.upstream_response_timeout,
             )?,
             upstream_idle_timeout: seconds("upstream-idle-timeout", self.upstream_idle_timeout)?,
             max_connections: count("max-connections", self.max_connections)?,

@@ -52,6 +52,8 @@ pub struct Limits {
     /// included.
     pub blob_read_timeout: Duration,
     pub upstream_connect_timeout: Duration,
+    /// Time the upstream has to send response headers after the whole request was sent.
+    pub upstream_response_timeout: Duration,
     /// Time an idle pooled connection to the upstream is kept open.
     pub upstream_idle_timeout: Duration,
     /// Client connections served at once; further ones wait in the listen backlog.
@@ -71,6 +73,7 @@ impl Default for Limits {
             manifest_read_timeout: Duration::from_secs(30),
             blob_read_timeout: Duration::from_secs(60),
             upstream_connect_timeout: Duration::from_secs(10),
+            upstream_response_timeout: Duration::from_secs(300),
             upstream_idle_timeout: Duration::from_secs(90),
             max_connections: 4096,
             max_manifest_validations: 64,

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Version};
 
-use crate::body::{self, Body};
+use crate::body::{self, Body, EndSignal};
 use crate::config::{Origin, Scheme, Settings};
 use crate::error::GateError;
 use crate::upstream::Upstream;
@@ -141,7 +141,18 @@ pub async fn forward(
     parts.headers.remove(header::HOST);
     set_forwarding_headers(&mut parts.headers, client);
 
-    let response = upstream.send(Request::from_parts(parts, body)).await?;
+    let (sent, request_sent) = tokio::sync::oneshot::channel();
+    let body = body::stream(EndSignal::new(body, sent));
+    let response = tokio::select! {
+        result = upstream.send(Request::from_parts(parts, body)) => result?,
+        () = response_deadline(request_sent, upstream.response_timeout) => {
+            tracing::warn!(
+                timeout_seconds = upstream.response_timeout.as_secs(),
+                "upstream sent no response headers in time after the request was sent"
+            );
+            return Err(GateError::UpstreamTimeout("no response headers".to_owned()));
+        }
+    };
 
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -153,6 +164,17 @@ pub async fn forward(
         &upstream.realm_rewrites,
     );
     Ok(Response::from_parts(parts, body::stream(body)))
+}
+
+/// Resolves `timeout` after the request body has been sent. The clock starts only then,
+/// because an upload may take as long as it needs, and a registry may take a while after a
+/// large blob's last byte to verify it.
+async fn response_deadline(
+    request_sent: tokio::sync::oneshot::Receiver<()>,
+    timeout: std::time::Duration,
+) {
+    let _ = request_sent.await;
+    tokio::time::sleep(timeout).await;
 }
 
 /// Removes hop-by-hop headers, including every header that `Connection` names.

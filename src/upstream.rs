@@ -38,6 +38,8 @@ pub struct Upstream {
     pub origin: Origin,
     /// `--rewrite-realm` pairs, applied to `WWW-Authenticate` answers.
     pub realm_rewrites: Vec<(String, String)>,
+    /// Time the upstream has to send response headers once a request has been sent.
+    pub response_timeout: Duration,
     blob_read_timeout: Duration,
     /// Requests sent upstream so far, forwarded and validation reads alike.
     sent: Arc<AtomicU64>,
@@ -80,6 +82,7 @@ impl Upstream {
         Self {
             origin,
             realm_rewrites: Vec::new(),
+            response_timeout: limits.upstream_response_timeout,
             blob_read_timeout: limits.blob_read_timeout,
             sent: Arc::default(),
             last_answer_ms: Arc::default(),

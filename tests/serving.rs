@@ -403,3 +403,49 @@ async fn unknown_methods_share_one_metric_label() {
     assert!(text.contains(r#"method="other""#), "{text}");
     drop(registry);
 }
+
+#[tokio::test]
+async fn response_timeout_starts_after_the_request_is_sent() {
+    // Scripted upstream stub: it accepts connections and never answers, which no registry
+    // here does on purpose.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind stub");
+    let stub = format!("http://{}", silent.local_addr().expect("address"));
+    let (held_sender, _held) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = silent.accept().await {
+            let _ = held_sender.send(stream);
+        }
+    });
+    let mut settings = support::settings(&stub);
+    settings.limits.upstream_response_timeout = Duration::from_millis(300);
+    let hung = support::start_gate(settings).await;
+    let registry = Registry::start();
+    let mut settings = support::settings(&registry.url());
+    settings.limits.upstream_response_timeout = Duration::from_millis(300);
+    let gate = support::start_gate(settings).await;
+
+    let timed_out = get(&format!("{hung}/v2/")).await;
+    let started = send(
+        Method::POST,
+        &format!("{gate}/v2/long/blobs/uploads/"),
+        &[],
+        empty(),
+    )
+    .await;
+    let location = support::absolute(&gate, started.header("location").expect("location"));
+    let digest = fixtures::sha256(&vec![b'x'; 8 * 1024]);
+    // The upload lasts about 1.4 s, far longer than the response timeout.
+    let uploaded = send(
+        Method::PUT,
+        &format!("{location}&digest={digest}"),
+        &[],
+        paced_body(8, 1024, Duration::from_millis(200)),
+    )
+    .await;
+
+    assert_eq!(timed_out.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(timed_out.error()["code"], "UNAVAILABLE");
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{:?}", uploaded.body);
+}
