@@ -1,7 +1,7 @@
 //! Respond stage: the one error type of the request path and the one function that renders
 //! it as an OCI error response. Errors are grouped by who is at fault: the client (4xx, a
-//! [`Rejection`] carrying the rule that failed), the upstream (502/504, or its own answer
-//! relayed unchanged), or the gate itself (500).
+//! [`Rejection`] carrying the rule that failed, or 408 for a stalled body), or the upstream
+//! (502/504, or its own response relayed unchanged).
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::body::{Body, full};
 
-/// Header that registries send with every answer, and that clients look for on errors.
+/// Header that registries send with every response, and that clients look for on errors.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 
 /// Error codes of the distribution specification, plus the `UNAVAILABLE` and `UNKNOWN`
@@ -234,7 +234,7 @@ impl Rejection {
     }
 }
 
-/// An upstream answer that the gate passes to the client as it came, such as a 401 with its
+/// An upstream response that the gate passes to the client as it came, such as a 401 with its
 /// `WWW-Authenticate` challenge when the gate read a config blob with the client's
 /// credentials.
 #[derive(Debug)]
@@ -273,7 +273,7 @@ impl From<Rejection> for GateError {
 }
 
 impl GateError {
-    /// The rejection inside, if the client is at fault.
+    /// Returns the rejection inside, if the client is at fault.
     pub fn rejection(&self) -> Option<&Rejection> {
         match self {
             Self::Rejected(rejection) => Some(rejection),
@@ -283,8 +283,8 @@ impl GateError {
 }
 
 /// Renders an error as the response the client receives. Rejections become the OCI error
-/// envelope; upstream failures become 502 or 504 with a generic message, because the log line
-/// carries the detail; relayed upstream answers keep their status, headers and body.
+/// envelope. Upstream failures become 502 or 504 with a generic message, because the log line
+/// carries the detail. Relayed upstream responses keep their status, headers and body.
 pub fn error_response(error: GateError) -> Response<Body> {
     match error {
         GateError::Rejected(rejection) => {

@@ -1,4 +1,4 @@
-//! Relay stage: passes a request to the upstream and its answer back, streaming both bodies
+//! Relay stage: passes a request to the upstream and its response back, streaming both bodies
 //! frame by frame. Only hop-by-hop headers are removed (RFC 9110 section 7.6.1), forwarding
 //! headers are set, and upstream-origin `Location` and `Link` URLs are rewritten to the
 //! public origin. Status codes, other headers and bodies pass unchanged, and redirects are
@@ -105,7 +105,7 @@ impl ClientSide {
     }
 }
 
-/// The origin a trusted proxy reports: the first `X-Forwarded-Host`, with the first
+/// Returns the origin a trusted proxy reports: the first `X-Forwarded-Host`, with the first
 /// `X-Forwarded-Proto` or else the connection's scheme.
 fn forwarded_origin(headers: &HeaderMap, scheme: Scheme) -> Option<Origin> {
     let first = |name: &str| {
@@ -123,7 +123,7 @@ fn forwarded_origin(headers: &HeaderMap, scheme: Scheme) -> Option<Origin> {
     Origin::from_authority(scheme, first("x-forwarded-host")?)
 }
 
-/// Forwards `request` to the upstream and relays the answer.
+/// Forwards `request` to the upstream and relays the response.
 pub async fn forward(
     upstream: &Upstream,
     request: Request<Body>,
@@ -230,7 +230,7 @@ fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide) {
     }
 }
 
-/// Every line of a list header joined with commas, as RFC 9110 section 5.3 reads them.
+/// Joins every line of a list header with commas, as RFC 9110 section 5.3 reads them.
 fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
     let lines: Vec<&str> = headers
         .get_all(name)
@@ -329,8 +329,8 @@ pub fn rewrite_realms(
     });
 }
 
-/// The new realm URL, or `None` to keep it: it matches no rewrite, or the rewrite would move
-/// an https realm to http.
+/// Returns the new realm URL, or `None` to keep the realm because it matches no rewrite or
+/// the rewrite would move an https realm to http.
 fn rewrite_realm(
     realm: &str,
     upstream: &Origin,

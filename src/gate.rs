@@ -23,11 +23,11 @@ use crate::upstream::Upstream;
 use crate::wasm::InspectionCache;
 
 /// Header carrying the request id: kept when the client sends one, generated otherwise,
-/// forwarded upstream and echoed in the answer.
+/// forwarded upstream and echoed in the response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// Longest incoming request id that is kept; longer ones are replaced.
+/// Maximum length of an incoming request id that is kept. Longer ones are replaced.
 const MAX_REQUEST_ID_BYTES: usize = 128;
-/// How recent an upstream answer must be for `/readyz` to trust it without a new probe.
+/// Maximum age of an upstream response that `/readyz` trusts without a new probe.
 const READY_ANSWER_AGE: Duration = Duration::from_secs(10);
 
 /// Shared state of a running gate.
@@ -82,8 +82,8 @@ impl Gate {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// Whether the gate should receive traffic: not draining, and the upstream answered
-    /// recently with any HTTP status, or answers a probe now.
+    /// Returns whether the gate should receive traffic: it is not draining, and the upstream
+    /// responded recently with any HTTP status or responds to a probe now.
     pub async fn readiness(&self) -> Result<(), &'static str> {
         if self.is_draining() {
             return Err("draining");
@@ -152,7 +152,7 @@ impl Gate {
         result.unwrap_or_else(error_response)
     }
 
-    /// The client's `X-Request-Id` when it is short printable ASCII, else a new id.
+    /// Returns the client's `X-Request-Id` when it is short printable ASCII, else a new id.
     fn request_id<B>(&self, request: &Request<B>) -> HeaderValue {
         let incoming = request.headers().get(REQUEST_ID_HEADER).filter(|value| {
             let bytes = value.as_bytes();
@@ -194,7 +194,7 @@ fn method_label(method: &http::Method) -> String {
     }
 }
 
-/// Status recorded for a request whose client went away before the answer was ready, as
+/// Status recorded for a request whose client went away before the response was ready, as
 /// nginx logs it.
 const CLIENT_CLOSED: u16 = 499;
 
@@ -217,11 +217,8 @@ impl<'a> InFlight<'a> {
         }
     }
 
+    /// Counts the request with `status`, once; later calls, and the drop, count nothing more.
     fn finish(&mut self, status: u16) {
-        self.count(status);
-    }
-
-    fn count(&mut self, status: u16) {
         if let Some(method) = self.method.take() {
             let labels = RequestLabels {
                 route: self.route,
@@ -235,7 +232,7 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.count(CLIENT_CLOSED);
+        self.finish(CLIENT_CLOSED);
         self.metrics.in_flight.dec();
     }
 }

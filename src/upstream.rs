@@ -23,7 +23,7 @@ use crate::manifest::{Descriptor, Digest};
 use crate::metrics::{BlobLabels, Metrics, UpstreamLabels};
 use crate::wasm::{self, BlobRole, BlobSource};
 
-/// Time `/readyz` waits for the upstream to answer its probe.
+/// Time `/readyz` waits for the upstream's response to its probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Redirects followed when reading a blob for validation.
 const MAX_REDIRECTS: usize = 5;
@@ -36,14 +36,14 @@ const USER_AGENT: &str = concat!("wasmgate/", env!("CARGO_PKG_VERSION"));
 #[derive(Clone)]
 pub struct Upstream {
     pub origin: Origin,
-    /// `--rewrite-realm` pairs, applied to `WWW-Authenticate` answers.
+    /// `--rewrite-realm` pairs, applied to `WWW-Authenticate` response headers.
     pub realm_rewrites: Vec<(String, String)>,
     /// Time the upstream has to send response headers once a request has been sent.
     pub response_timeout: Duration,
     blob_read_timeout: Duration,
     /// Requests sent upstream so far, forwarded and validation reads alike.
     sent: Arc<AtomicU64>,
-    /// Milliseconds since `clock` when the upstream last answered, plus one; 0 means never.
+    /// Milliseconds since `clock` of the upstream's last response, plus one. 0 means none yet.
     last_answer_ms: Arc<AtomicU64>,
     clock: Instant,
     metrics: Arc<Metrics>,
@@ -166,7 +166,7 @@ impl Upstream {
         }
     }
 
-    /// Whether the upstream answered any request within `age`.
+    /// Returns whether the upstream responded to any request within `age`.
     pub fn answered_within(&self, age: Duration) -> bool {
         let last = self.last_answer_ms.load(Ordering::Relaxed);
         let now = self.clock.elapsed().as_millis() as u64 + 1;
@@ -346,8 +346,8 @@ impl Upstream {
         })
     }
 
-    /// Relays a 4xx, which says what the client can fix (credentials, quota, a bad upload);
-    /// anything else is a 502.
+    /// Relays a 4xx, because it tells the client what to fix (credentials, quota, a bad
+    /// upload). Any other status becomes a 502.
     async fn upload_failure(&self, response: Response<Incoming>, url: &str) -> GateError {
         match response.status() {
             status if status.is_client_error() => relay_answer(response).await,
@@ -368,7 +368,7 @@ pub enum ReadLimit {
     Prefix { length: usize },
 }
 
-/// Reads a 200 or 206 body as `limit` says. A whole blob is hashed frame by frame as it
+/// Reads a 200 or 206 body up to `limit`. A whole blob is hashed frame by frame as it
 /// arrives and checked against the descriptor's size and digest.
 async fn read_body(
     response: Response<Incoming>,
@@ -419,7 +419,7 @@ async fn read_body(
     Ok(bytes.freeze())
 }
 
-/// The blob's whole length as the answer states it: the total of a 206's `Content-Range`
+/// Returns the blob's whole length as the response states it: the total of a 206's `Content-Range`
 /// (`bytes 0-7/241`), or a 200's `Content-Length`.
 fn announced_length(response: &Response<Incoming>) -> Option<u64> {
     let header = |name| {
@@ -512,8 +512,8 @@ fn redirect_target(current: &str, headers: &HeaderMap) -> Result<String, GateErr
     Ok(format!("{directory}{location}"))
 }
 
-/// A URL without its query, for logs and errors: upload states, presigned object storage
-/// URLs and tokens in queries work as credentials.
+/// Returns `url` without its query, for logs and errors, because upload states, presigned
+/// object storage URLs and tokens in queries work as credentials.
 fn without_query(url: &str) -> &str {
     url.split_once('?').map_or(url, |(base, _)| base)
 }
