@@ -46,6 +46,9 @@ pub struct MeteredBody<B> {
     inner: B,
     counter: Counter,
     idle: Duration,
+    /// Time of the last frame. Frames only record it, and the timer is moved when it fires,
+    /// so a fast transfer does not touch the timer once per frame.
+    last_frame: tokio::time::Instant,
     deadline: Pin<Box<Sleep>>,
 }
 
@@ -55,6 +58,7 @@ impl<B> MeteredBody<B> {
             inner,
             counter,
             idle,
+            last_frame: tokio::time::Instant::now(),
             deadline: Box::pin(tokio::time::sleep(idle)),
         }
     }
@@ -83,15 +87,21 @@ where
                 if let Some(data) = frame.data_ref() {
                     this.counter.inc_by(data.len() as u64);
                 }
-                let next = tokio::time::Instant::now() + this.idle;
-                this.deadline.as_mut().reset(next);
+                this.last_frame = tokio::time::Instant::now();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.deadline.as_mut().poll(context) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyIdleTimeout(this.idle))))),
-                Poll::Pending => Poll::Pending,
+            Poll::Pending => loop {
+                if this.deadline.as_mut().poll(context).is_pending() {
+                    return Poll::Pending;
+                }
+                let due = this.last_frame + this.idle;
+                if due <= tokio::time::Instant::now() {
+                    return Poll::Ready(Some(Err(Box::new(BodyIdleTimeout(this.idle)))));
+                }
+                // A frame came since the timer was set: move it and wait again.
+                this.deadline.as_mut().reset(due);
             },
         }
     }
