@@ -14,6 +14,8 @@ DISTRIBUTION_V3_VERSION=v3.1.2
 ORAS_VERSION=v1.3.6
 CRANE_VERSION=v0.22.1
 HELM_VERSION=v4.3.2
+# v5.8.3 needs Go 1.27; v5.8.2 builds with the Go 1.26 these machines have.
+KUSTOMIZE_VERSION=v5.8.2
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 DEBIAN_PACKAGES=(docker-registry skopeo)
 
@@ -90,5 +92,6 @@ go_install github.com/distribution/distribution/v3/cmd/registry "$DISTRIBUTION_V
 go_install oras.land/oras/cmd/oras "$ORAS_VERSION" oras
 go_install github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" crane
 go_install helm.sh/helm/v4/cmd/helm "$HELM_VERSION" helm
+go_install sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION" kustomize
 install_conformance
 echo "install-test-tools: all test tools are ready (Go tools in $GO_BIN)"
