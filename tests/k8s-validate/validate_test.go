@@ -254,8 +254,14 @@ func TestCheckConfigRejectsRenamedFlag(t *testing.T) {
 
 	err := RunCheckConfig(cluster, gates[0], CheckOptions{Wasmgate: binary, Root: t.TempDir()})
 
-	if err == nil || !strings.Contains(err.Error(), "--admin-address") {
-		t.Errorf("renamed flag not reported: %v", err)
+	if err == nil {
+		t.Fatal("renamed flag accepted")
+	}
+	if !strings.Contains(err.Error(), "exited with 64") {
+		t.Errorf("error %q has no exit status 64", err)
+	}
+	if !strings.Contains(err.Error(), "unexpected argument '--admin-address'") {
+		t.Errorf("error %q does not name the renamed flag", err)
 	}
 }
 
@@ -270,8 +276,14 @@ func TestCheckConfigRejectsInvalidPolicy(t *testing.T) {
 
 	err := RunCheckConfig(cluster, gates[0], CheckOptions{Wasmgate: binary, Root: root})
 
-	if err == nil || !strings.Contains(err.Error(), "exited with 64") {
-		t.Errorf("invalid policy not reported: %v", err)
+	if err == nil {
+		t.Fatal("invalid policy accepted")
+	}
+	if !strings.Contains(err.Error(), "exited with 64") {
+		t.Errorf("error %q has no exit status 64", err)
+	}
+	if !strings.Contains(err.Error(), "invalid configuration: --policy") {
+		t.Errorf("error %q does not blame --policy", err)
 	}
 	written := filepath.Join(root, "gate", "etc", "wasmgate", "policy.toml")
 	if content, readErr := os.ReadFile(written); readErr != nil || !strings.Contains(string(content), "enforcing") {
