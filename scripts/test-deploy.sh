@@ -3,7 +3,7 @@
 #   1. the container build: versions agree with Cargo.toml and rust-toolchain.toml, the
 #      Containerfile builds with the same cargo command as CI, .dockerignore keeps the inputs;
 #   2. the helm chart: `helm lint --strict` and `helm template` with the default values and
-#      with every helm/wasmgate/ci/*-values.yaml;
+#      with every helm/wasmgate/ci/*.yaml;
 #   3. the kustomize base and overlays: `kustomize build`;
 #   4. every render, with tests/k8s-validate: each object is decoded strictly into its
 #      Kubernetes API type, and the references between objects and the probes, policy mount
@@ -115,8 +115,9 @@ KUBE_VERSION=1.30.0
 helm lint --strict --kube-version "$KUBE_VERSION" "$CHART"
 helm template wasmgate "$CHART" --namespace registry --kube-version "$KUBE_VERSION" > "$OUT/helm-default.yaml"
 check helm-default "$OUT/helm-default.yaml" -require-policy-checksum
-for values in "$CHART"/ci/*-values.yaml; do
-    name=helm-$(basename "$values" -values.yaml)
+for values in "$CHART"/ci/*.yaml; do
+    name=$(basename "$values" .yaml)
+    name=helm-${name%-values}
     helm lint --strict --kube-version "$KUBE_VERSION" "$CHART" --values "$values"
     helm template wasmgate "$CHART" --namespace registry --kube-version "$KUBE_VERSION" --values "$values" > "$OUT/$name.yaml"
     flags=()
