@@ -30,7 +30,24 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gate in front of an upstream registry.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Print the built-in policy, or validate a policy file.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Judge an artifact against a policy offline, as the gate would judge its push.
+    Check(Box<crate::check::CheckArgs>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the built-in default policy as commented TOML.
+    Default,
+    /// Validate a policy file; exits 0 when it is valid and 64 when it is not.
+    Check {
+        /// The policy file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -83,9 +100,20 @@ pub struct ServeArgs {
     pub strict_os: bool,
 
     /// Turn legacy WebAssembly artifacts (Solo.io, wasm-to-oci, wasmCloud actor) pushed by
-    /// tag into the CNCF layout before forwarding them.
+    /// tag into the CNCF layout before forwarding them. Applies to the built-in policy; with
+    /// --policy, set `legacy = "rewrite"` in the policy's rules instead.
     #[arg(long, env = "WASMGATE_REWRITE_LEGACY")]
     pub rewrite_legacy: bool,
+
+    /// TOML policy file with per-repository rules [default: the built-in policy, printed by
+    /// `wasmgate policy default`]. Reloaded on SIGHUP and when the file changes.
+    #[arg(long, value_name = "FILE", env = "WASMGATE_POLICY")]
+    pub policy: Option<PathBuf>,
+
+    /// Validate the flags, the policy, the certificates and the upstream URL, print a summary
+    /// and exit (0 when valid, 64 when not) without binding a port or contacting the upstream.
+    #[arg(long)]
+    pub check_config: bool,
 
     /// Address and port of the admin listener (/metrics, /healthz, /readyz); "off" turns
     /// it off.
@@ -306,6 +334,16 @@ impl ServeArgs {
                 format!("--admin-listen {address:?} is not an address and port such as 127.0.0.1:9090, or \"off\"")
             })?),
         };
+        if self.rewrite_legacy && self.policy.is_some() {
+            return Err("--rewrite-legacy applies to the built-in policy only; with --policy, set legacy = \"rewrite\" in the rules that should rewrite".to_owned());
+        }
+        let policy = match &self.policy {
+            Some(path) => Some((
+                path.clone(),
+                crate::policy::Policy::load(path).map_err(|error| format!("--policy {error}"))?,
+            )),
+            None => None,
+        };
         Ok(Settings {
             listen,
             upstream,
@@ -314,6 +352,7 @@ impl ServeArgs {
             inspect_max_bytes: self.inspect_max_bytes,
             strict_os: self.strict_os,
             rewrite_legacy: self.rewrite_legacy,
+            policy,
             admin_listen,
             trusted_proxies: self.trusted_proxies()?,
             tls: self.listener_tls()?,
@@ -434,8 +473,10 @@ mod tests {
     fn serve_args(args: &[&str]) -> ServeArgs {
         let cli =
             Cli::try_parse_from(["wasmgate", "serve"].iter().chain(args)).expect("flags parse");
-        let Command::Serve(serve) = cli.command;
-        serve
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve");
+        };
+        *serve
     }
 
     #[test]

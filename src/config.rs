@@ -19,8 +19,11 @@ pub struct Settings {
     pub inspect_max_bytes: u64,
     /// Reject, instead of warn about, a config `os` that disagrees with the layer.
     pub strict_os: bool,
-    /// Turn legacy WebAssembly artifacts into the CNCF layout before forwarding them.
+    /// Turn legacy WebAssembly artifacts into the CNCF layout before forwarding them; used
+    /// by the built-in default policy only.
     pub rewrite_legacy: bool,
+    /// The `--policy` file and the policy read from it; `None` uses the built-in default.
+    pub policy: Option<(std::path::PathBuf, crate::policy::Policy)>,
     /// Address of the admin listener (metrics, health, readiness); `None` turns it off.
     pub admin_listen: Option<SocketAddr>,
     /// Networks whose forwarding headers (`X-Forwarded-*`, `Forwarded`) are trusted.

@@ -100,6 +100,20 @@ pub enum Rule {
     LayerInvalid,
     LegacyRewriteByDigest,
     LegacyRewriteTooLarge,
+    ArtifactNotAdmitted,
+    ReferrerNotAdmitted,
+    LegacyRejected,
+    WasmOsNotAllowed,
+    ComponentRequired,
+    WasmLayerTooLarge,
+    InspectionRequired,
+    CapabilitiesNeedComponent,
+    ImportDenied,
+    ImportNotAllowed,
+    ImportRequired,
+    ExportDenied,
+    ExportNotAllowed,
+    ExportRequired,
 }
 
 impl Rule {
@@ -158,6 +172,20 @@ impl Rule {
             Self::LayerInvalid => "layer-invalid",
             Self::LegacyRewriteByDigest => "legacy-rewrite-by-digest",
             Self::LegacyRewriteTooLarge => "legacy-rewrite-too-large",
+            Self::ArtifactNotAdmitted => "artifact-not-admitted",
+            Self::ReferrerNotAdmitted => "referrer-not-admitted",
+            Self::LegacyRejected => "legacy-rejected",
+            Self::WasmOsNotAllowed => "wasm-os-not-allowed",
+            Self::ComponentRequired => "component-required",
+            Self::WasmLayerTooLarge => "wasm-layer-too-large",
+            Self::InspectionRequired => "inspection-required",
+            Self::CapabilitiesNeedComponent => "capabilities-need-component",
+            Self::ImportDenied => "import-denied",
+            Self::ImportNotAllowed => "import-not-allowed",
+            Self::ImportRequired => "import-required",
+            Self::ExportDenied => "export-denied",
+            Self::ExportNotAllowed => "export-not-allowed",
+            Self::ExportRequired => "export-required",
         }
     }
 }
@@ -172,8 +200,20 @@ pub struct Rejection {
     pub message: String,
     /// JSON path of the offending value (`$.layers[0].digest`), when there is one.
     pub path: Option<String>,
-    pub expected: Option<Value>,
-    pub found: Option<Value>,
+    pub expected: Option<Box<Value>>,
+    pub found: Option<Box<Value>>,
+    /// What the policy rule that judged the push adds, when a policy rule did. Boxed to keep
+    /// `Result<_, Rejection>` small on the hot validation path.
+    pub policy: Option<Box<PolicyContext>>,
+}
+
+/// The policy side of a rejection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyContext {
+    /// Name of the policy rule that judged the push.
+    pub rule: String,
+    /// Further violations of the same push, rendered as further entries of the `errors` array.
+    pub additional: Vec<Rejection>,
 }
 
 impl Rejection {
@@ -201,6 +241,7 @@ impl Rejection {
             path: None,
             expected: None,
             found: None,
+            policy: None,
         }
     }
 
@@ -210,12 +251,12 @@ impl Rejection {
     }
 
     pub fn expected(mut self, value: impl Into<Value>) -> Self {
-        self.expected = Some(value.into());
+        self.expected = Some(Box::new(value.into()));
         self
     }
 
     pub fn found(mut self, value: impl Into<Value>) -> Self {
-        self.found = Some(value.into());
+        self.found = Some(Box::new(value.into()));
         self
     }
 
@@ -225,12 +266,33 @@ impl Rejection {
             detail["path"] = json!(path);
         }
         if let Some(expected) = &self.expected {
-            detail["expected"] = expected.clone();
+            detail["expected"] = (**expected).clone();
         }
         if let Some(found) = &self.found {
-            detail["found"] = found.clone();
+            detail["found"] = (**found).clone();
+        }
+        if let Some(policy) = &self.policy {
+            detail["policy"] = json!(policy.rule);
         }
         detail
+    }
+
+    /// Renders this rejection and the additional ones as entries of an OCI `errors` array.
+    fn entries(&self) -> Vec<Value> {
+        let additional = self
+            .policy
+            .as_ref()
+            .map_or(&[][..], |policy| &policy.additional);
+        std::iter::once(self)
+            .chain(additional)
+            .map(|rejection| {
+                json!({
+                    "code": rejection.code.as_str(),
+                    "message": rejection.message,
+                    "detail": rejection.detail(),
+                })
+            })
+            .collect()
     }
 }
 
@@ -288,12 +350,7 @@ impl GateError {
 pub fn error_response(error: GateError) -> Response<Body> {
     match error {
         GateError::Rejected(rejection) => {
-            let mut response = oci_error(
-                rejection.status,
-                rejection.code,
-                &rejection.message,
-                rejection.detail(),
-            );
+            let mut response = oci_errors(rejection.status, rejection.entries());
             if rejection.status == StatusCode::TOO_MANY_REQUESTS {
                 response
                     .headers_mut()
@@ -338,9 +395,15 @@ pub fn oci_error(
     message: &str,
     detail: Value,
 ) -> Response<Body> {
-    let body = json!({
-        "errors": [{ "code": code.as_str(), "message": message, "detail": detail }]
-    });
+    oci_errors(
+        status,
+        vec![json!({ "code": code.as_str(), "message": message, "detail": detail })],
+    )
+}
+
+/// Builds an OCI error response with several entries in its `errors` array.
+fn oci_errors(status: StatusCode, entries: Vec<Value>) -> Response<Body> {
+    let body = json!({ "errors": entries });
     let mut response = Response::new(full(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -17,6 +17,7 @@ use crate::config::{Scheme, Settings};
 use crate::error::{GateError, error_response};
 use crate::forward::{self, ClientSide};
 use crate::metrics::{Metrics, RequestLabels};
+use crate::policy::{Policy, PolicyStore};
 use crate::push;
 use crate::route::{self, Route};
 use crate::upstream::Upstream;
@@ -39,6 +40,8 @@ pub struct Gate {
     pub metrics: Arc<Metrics>,
     /// Permits for manifest pushes buffered at once (`--max-manifest-validations`).
     pub validations: Semaphore,
+    /// The policy in force, reloadable.
+    pub policy: Arc<PolicyStore>,
     draining: AtomicBool,
     /// Prefix of generated request ids: the start time, so ids differ across restarts.
     id_prefix: String,
@@ -61,8 +64,13 @@ impl Gate {
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
+        let policy = match &settings.policy {
+            Some((path, policy)) => PolicyStore::new(policy.clone(), Some(path.clone())),
+            None => PolicyStore::new(Policy::builtin(settings.rewrite_legacy), None),
+        };
         Ok(Arc::new(Self {
             validations: Semaphore::new(settings.limits.max_manifest_validations),
+            policy: Arc::new(policy),
             settings,
             upstream,
             inspections: InspectionCache::default(),

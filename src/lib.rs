@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod forward;
 pub mod gate;
 pub mod manifest;
 pub mod metrics;
+pub mod policy;
 pub mod push;
 pub mod route;
 pub mod server;

@@ -9,10 +9,11 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use tokio_rustls::TlsAcceptor;
-use wasmgate::cli::{Cli, Command, EXIT_USAGE, ServeArgs};
+use wasmgate::cli::{Cli, Command, EXIT_USAGE, PolicyCommand, ServeArgs};
 use wasmgate::config::Settings;
 use wasmgate::gate::Gate;
-use wasmgate::{admin, server, tls};
+use wasmgate::policy::{Policy, store};
+use wasmgate::{admin, check, server, tls};
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -27,9 +28,37 @@ fn main() {
         }
     };
 
-    let Command::Serve(args) = cli.command;
-    init_tracing(&args.log_format);
-    std::process::exit(serve(args));
+    let code = match cli.command {
+        Command::Serve(args) => {
+            init_tracing(&args.log_format);
+            serve(*args)
+        }
+        Command::Policy(PolicyCommand::Default) => {
+            print!("{}", wasmgate::policy::DEFAULT_POLICY);
+            0
+        }
+        Command::Policy(PolicyCommand::Check { file }) => match Policy::load(&file) {
+            Ok(policy) => {
+                println!(
+                    "{}: valid policy with {} rules and {} catalogs of its own",
+                    file.display(),
+                    policy.rules.len(),
+                    policy
+                        .catalogs
+                        .iter()
+                        .filter(|catalog| !catalog.builtin)
+                        .count()
+                );
+                0
+            }
+            Err(error) => {
+                eprintln!("wasmgate: invalid policy: {error}");
+                EXIT_USAGE
+            }
+        },
+        Command::Check(args) => check::run(&args),
+    };
+    std::process::exit(code);
 }
 
 /// Logs to stderr as text or JSON, filtered by `WASMGATE_LOG` in `RUST_LOG` syntax
@@ -54,6 +83,19 @@ fn serve(args: ServeArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
+    if args.check_config {
+        let policy = match &settings.policy {
+            Some((path, policy)) => format!("{} ({} rules)", path.display(), policy.rules.len()),
+            None => "built-in default".to_owned(),
+        };
+        println!(
+            "configuration is valid: listen {}, upstream {}, policy {policy}, tls {}",
+            settings.listen,
+            settings.upstream,
+            if settings.tls.is_some() { "on" } else { "off" },
+        );
+        return 0;
+    }
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -116,6 +158,14 @@ async fn run(settings: Settings) -> i32 {
     if let Some(admin_listener) = admin_listener {
         tokio::spawn(admin::serve(admin_listener, gate.clone()));
     }
+    if gate.policy.path().is_some() {
+        tokio::spawn(store::watch_file(
+            gate.policy.clone(),
+            store::DEFAULT_POLL_INTERVAL,
+        ));
+        #[cfg(unix)]
+        tokio::spawn(store::reload_on_hangup(gate.policy.clone()));
+    }
     let draining = gate.clone();
     let shutdown = async move {
         shutdown_signal().await;
@@ -145,6 +195,7 @@ fn log_start(settings: &Settings, listener: &TcpListener, admin: Option<&TcpList
         trusted_proxies = settings.trusted_proxies.len(),
         strict_os = settings.strict_os,
         rewrite_legacy = settings.rewrite_legacy,
+        policy = settings.policy.as_ref().map_or_else(|| "built-in default".to_owned(), |(path, _)| path.display().to_string()),
         "wasmgate started"
     );
 }

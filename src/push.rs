@@ -13,16 +13,34 @@ use crate::error::{ErrorCode, GateError, Rejection, Rule};
 use crate::forward::{self, ClientSide};
 use crate::gate::Gate;
 use crate::manifest::{self, Digest, digest::Algorithm};
-use crate::route::{ManifestPush, Reference};
+use crate::policy::{self, audit};
+use crate::route::ManifestPush;
 use crate::upstream::UpstreamBlobs;
 use crate::wasm;
 
 /// What validation decided for a push.
 enum Decision {
     /// Forward the client's bytes, adding these warnings to the answer.
-    Forward(Vec<String>),
+    Forward {
+        warnings: Vec<String>,
+        audited: bool,
+    },
     /// Forward a rewritten CNCF artifact in place of the client's legacy one.
-    Rewrite(Box<wasm::rewrite::Rewrite>),
+    Rewrite {
+        rewrite: Box<wasm::rewrite::Rewrite>,
+        warnings: Vec<String>,
+    },
+}
+
+/// What the audit event of a push reports, filled in as the push proceeds.
+#[derive(Default)]
+struct AuditRecord {
+    digest: Option<Digest>,
+    /// Name of the policy rule that judged the push; `None` when the push failed before.
+    rule: Option<String>,
+    /// Violations, as `<rule>: <message>`.
+    reasons: Vec<String>,
+    decision: Option<policy::Decision>,
 }
 
 /// Validates a manifest push and forwards it when every rule passes.
@@ -32,14 +50,62 @@ pub async fn handle(
     request: Request<Body>,
     client: &ClientSide,
 ) -> Result<Response<Body>, GateError> {
-    let result = handle_push(gate, &target, request, client).await;
+    let user = audit::user_of(request.headers().get(header::AUTHORIZATION));
+    let client_address = client_address(request.headers(), client);
+    let mut record = AuditRecord::default();
+    let result = handle_push(gate, &target, request, client, &mut record).await;
     let (outcome, rule) = match &result {
         Ok((outcome, _)) => (*outcome, ""),
         Err(GateError::Rejected(rejection)) => ("rejected", rejection.rule.as_str()),
         Err(_) => ("failed", ""),
     };
     gate.metrics.decision(outcome, rule);
+
+    let decision = match (&result, record.decision) {
+        (Err(GateError::Rejected(rejection)), _) => {
+            if record.reasons.is_empty() {
+                record.reasons.push(format!(
+                    "{}: {}",
+                    rejection.rule.as_str(),
+                    rejection.message
+                ));
+            }
+            policy::Decision::Deny.as_str()
+        }
+        (Err(_), _) => "error",
+        (Ok(_), Some(decision)) => decision.as_str(),
+        (Ok(_), None) => policy::Decision::Allow.as_str(),
+    };
+    tracing::info!(
+        target: audit::TARGET,
+        repository = %target.repository,
+        reference = %target.reference,
+        digest = %record.digest.as_ref().map(ToString::to_string).unwrap_or_default(),
+        rule = record.rule.as_deref().unwrap_or(""),
+        decision,
+        reasons = %serde_json::Value::from(record.reasons),
+        client_address = %client_address,
+        user = user.as_deref().unwrap_or(""),
+        "manifest push"
+    );
     result.map(|(_, response)| response)
+}
+
+/// Returns the address of the client: the last `X-Forwarded-For` entry when the peer is a
+/// trusted proxy (the one that proxy appended), else the peer.
+fn client_address(headers: &HeaderMap, client: &ClientSide) -> String {
+    if client.trusted
+        && let Some(last) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .rfind(|entry| !entry.is_empty())
+    {
+        return last.to_owned();
+    }
+    client.peer.ip().to_string()
 }
 
 /// Runs the push and returns the decision's name for metrics with the answer.
@@ -48,6 +114,7 @@ async fn handle_push(
     target: &ManifestPush,
     request: Request<Body>,
     client: &ClientSide,
+    record: &mut AuditRecord,
 ) -> Result<(&'static str, Response<Body>), GateError> {
     let limits = &gate.settings.limits;
     // Bounds the memory that buffered manifests and inspected layers use. The permit is held
@@ -82,7 +149,8 @@ async fn handle_push(
     };
 
     let digest = Digest::of(Algorithm::Sha256, &bytes);
-    let decision = match validate(gate, target, &parts.headers, &bytes).await {
+    record.digest = Some(digest.clone());
+    let decision = match validate(gate, target, &parts.headers, &bytes, record).await {
         Ok(decision) => decision,
         Err(error) => {
             log_rejection(target, Some(&digest), &error);
@@ -91,7 +159,7 @@ async fn handle_push(
     };
 
     match decision {
-        Decision::Forward(warnings) => {
+        Decision::Forward { warnings, audited } => {
             tracing::debug!(
                 oci.repository = %target.repository,
                 oci.reference = %target.reference,
@@ -110,15 +178,18 @@ async fn handle_push(
             let request = Request::from_parts(parts, body::full(bytes));
             let mut response = forward::forward(&gate.upstream, request, client).await?;
             add_warnings(response.headers_mut(), &warnings);
-            let outcome = if warnings.is_empty() {
+            let outcome = if audited {
+                "audited"
+            } else if warnings.is_empty() {
                 "accepted"
             } else {
                 "warned"
             };
             Ok((outcome, response))
         }
-        Decision::Rewrite(rewrite) => {
-            let response = forward_rewrite(gate, target, parts, &rewrite, client).await?;
+        Decision::Rewrite { rewrite, warnings } => {
+            let response =
+                forward_rewrite(gate, target, parts, &rewrite, &warnings, client).await?;
             Ok(("rewritten", response))
         }
     }
@@ -150,6 +221,7 @@ async fn validate(
     target: &ManifestPush,
     headers: &HeaderMap,
     bytes: &[u8],
+    record: &mut AuditRecord,
 ) -> Result<Decision, GateError> {
     let manifest = manifest::validate(bytes, headers.get(header::CONTENT_TYPE), &target.reference)?;
     let blobs = UpstreamBlobs {
@@ -162,30 +234,51 @@ async fn validate(
         strict_os: gate.settings.strict_os,
         cache: &gate.inspections,
     };
+    let policy = gate.policy.current();
+    let evaluation = policy::evaluate(
+        &policy,
+        &target.repository,
+        &target.reference,
+        &manifest,
+        bytes,
+        &blobs,
+        &options,
+    )
+    .await?;
 
-    if gate.settings.rewrite_legacy
-        && let Some(artifact) = wasm::rewrite::legacy_artifact(&manifest)
-    {
-        if let Reference::Digest(digest) = &target.reference {
-            return Err(Rejection::manifest_invalid(
-                Rule::LegacyRewriteByDigest,
-                format!(
-                    "this gate rewrites legacy WebAssembly artifacts ({}) into the CNCF layout, which changes the manifest digest, so they must be pushed by tag; push to a tag instead of {digest}",
-                    artifact.config_media_type
-                ),
+    record.rule = Some(evaluation.rule.clone());
+    record.decision = Some(evaluation.decision);
+    record.reasons = evaluation
+        .violations
+        .iter()
+        .map(|violation| format!("{}: {}", violation.rule.as_str(), violation.message))
+        .collect();
+
+    if evaluation.decision == policy::Decision::Deny {
+        let rejection = evaluation
+            .rejection()
+            .expect("a denied push has at least one violation");
+        return Err(rejection.into());
+    }
+    // Audit mode: each violation becomes a warning, ahead of the ordinary warnings.
+    let mut warnings: Vec<String> = evaluation
+        .violations
+        .iter()
+        .map(|violation| {
+            format!(
+                "policy rule {:?} (audit mode) would reject this push [{}]: {}",
+                evaluation.rule,
+                violation.rule.as_str(),
+                violation.message
             )
-            .found(digest.to_string())
-            .into());
-        }
-        let rewrite = wasm::rewrite::build(&manifest, bytes, &artifact, &blobs, &options).await?;
-        return Ok(Decision::Rewrite(Box::new(rewrite)));
+        })
+        .collect();
+    let audited = !warnings.is_empty();
+    warnings.extend(evaluation.warnings);
+    match evaluation.rewrite {
+        Some(rewrite) => Ok(Decision::Rewrite { rewrite, warnings }),
+        None => Ok(Decision::Forward { warnings, audited }),
     }
-
-    if wasm::is_wasm(&manifest) {
-        let warnings = wasm::check(&manifest, &blobs, &options).await?;
-        return Ok(Decision::Forward(warnings));
-    }
-    Ok(Decision::Forward(Vec::new()))
 }
 
 /// Uploads the rewritten config, forwards the rewritten manifest under the pushed tag, and
@@ -197,6 +290,7 @@ async fn forward_rewrite(
     target: &ManifestPush,
     mut parts: http::request::Parts,
     rewrite: &wasm::rewrite::Rewrite,
+    warnings: &[String],
     client: &ClientSide,
 ) -> Result<Response<Body>, GateError> {
     let authorization = parts.headers.get(header::AUTHORIZATION).cloned();
@@ -235,11 +329,12 @@ async fn forward_rewrite(
     if let Ok(value) = HeaderValue::from_str(&rewrite.stored_digest.to_string()) {
         headers.insert(STORED_DIGEST_HEADER, value);
     }
-    let warning = format!(
+    let mut all = vec![format!(
         "wasmgate rewrote this legacy WebAssembly artifact to the CNCF layout: pushed {}, stored {}",
         rewrite.original_digest, rewrite.stored_digest
-    );
-    add_warnings(headers, &[warning]);
+    )];
+    all.extend_from_slice(warnings);
+    add_warnings(headers, &all);
     Ok(response)
 }
 

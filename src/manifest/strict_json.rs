@@ -269,7 +269,7 @@ mod tests {
         let rejection = parse(br#"{"Config":{}}"#, "manifest", "$").expect_err("case variant");
 
         assert_eq!(rejection.rule, Rule::CaseVariantKey);
-        assert_eq!(rejection.expected, Some(Value::from("config")));
+        assert_eq!(rejection.expected.as_deref(), Some(&Value::from("config")));
         assert_eq!(
             rule_of(r#"{"layers":[{"MediaType":"a"}]}"#),
             Rule::CaseVariantKey

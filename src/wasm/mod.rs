@@ -10,7 +10,7 @@ mod blob;
 mod config;
 pub mod inspect;
 pub mod rewrite;
-mod truth;
+pub mod truth;
 
 use std::future::Future;
 
@@ -21,7 +21,8 @@ use crate::manifest::{Descriptor, Digest, Kind, Manifest, OCI_MANIFEST};
 
 pub use blob::{BlobRole, blob_unknown, verify_blob, verify_digest, verify_size};
 pub use config::{ConfigClaims, Os, check_config};
-pub use inspect::InspectionCache;
+pub use inspect::{Inspection, InspectionCache};
+pub use truth::inspect_layer;
 
 /// Config media type of the CNCF layout.
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
@@ -82,24 +83,83 @@ pub fn is_wasm(manifest: &Manifest) -> bool {
             .any(|layer| layer.media_type.eq_ignore_ascii_case(WASM_LAYER))
 }
 
+/// What the checks of a valid WebAssembly artifact found.
+#[derive(Debug, Clone)]
+pub struct Findings {
+    /// Problems that do not reject the push.
+    pub warnings: Vec<String>,
+    /// The config's claims, checked against the layer.
+    pub claims: ConfigClaims,
+    /// What the layer is.
+    pub inspection: Inspection,
+}
+
 /// Checks a WebAssembly manifest: its layout, its config blob, and the config's claims
-/// against the layer. Returns warnings for problems that do not reject the push.
+/// against the layer.
 pub async fn check(
     manifest: &Manifest,
     blobs: &impl BlobSource,
     options: &WasmOptions<'_>,
-) -> Result<Vec<String>, GateError> {
+) -> Result<Findings, GateError> {
     let config = check_layout(manifest)?;
     let layer = &manifest.layers[0];
 
     // The config read and the layer inspection are independent, so they run side by side.
     let (config_bytes, inspection) = tokio::join!(
         blobs.fetch(config, BlobRole::Config, MAX_CONFIG_BYTES),
-        truth::inspect_layer(layer, blobs, options)
+        truth::inspect_layer(layer, 0, blobs, options)
     );
     let layer_digests: Vec<&Digest> = manifest.layers.iter().map(|layer| &layer.digest).collect();
     let claims = check_config(&config_bytes?, &layer_digests)?;
-    Ok(truth::compare(&claims, layer, &inspection?, options)?)
+    let inspection = inspection?;
+    let warnings = truth::compare(&claims, layer, &inspection, options)?;
+    Ok(Findings {
+        warnings,
+        claims,
+        inspection,
+    })
+}
+
+/// Blobs held in memory, keyed by digest: the blob source of `wasmgate check` and of tests.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryBlobs(pub std::collections::HashMap<Digest, Bytes>);
+
+impl MemoryBlobs {
+    /// Adds a blob under its SHA-256 digest and returns that digest.
+    pub fn insert(&mut self, bytes: Bytes) -> Digest {
+        let digest = Digest::of(crate::manifest::digest::Algorithm::Sha256, &bytes);
+        self.0.insert(digest.clone(), bytes);
+        digest
+    }
+}
+
+impl BlobSource for MemoryBlobs {
+    async fn fetch(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        _max_bytes: u64,
+    ) -> Result<Bytes, GateError> {
+        let bytes = self
+            .0
+            .get(&descriptor.digest)
+            .ok_or_else(|| blob_unknown(descriptor, role))?;
+        verify_blob(descriptor, role, bytes)?;
+        Ok(bytes.clone())
+    }
+
+    async fn fetch_prefix(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        length: usize,
+    ) -> Result<Bytes, GateError> {
+        let bytes = self
+            .0
+            .get(&descriptor.digest)
+            .ok_or_else(|| blob_unknown(descriptor, role))?;
+        Ok(bytes.slice(..length.min(bytes.len())))
+    }
 }
 
 /// Checks the manifest type, config type and layer count, and returns the config descriptor.

@@ -78,6 +78,10 @@ pub struct Rewrite {
     pub manifest: Bytes,
     pub original_digest: Digest,
     pub stored_digest: Digest,
+    /// What the legacy layer is, from its full inspection.
+    pub inspection: inspect::Inspection,
+    /// `os` of the new config.
+    pub os: super::Os,
 }
 
 /// Builds the CNCF config and manifest for a legacy push whose body is `body`.
@@ -108,12 +112,16 @@ pub async fn build(
         )
         .await?;
     let inspection = inspect::inspect_full(&bytes)
-        .map_err(|error| truth::inspection_rejection(&error, layer))?;
+        .map_err(|error| truth::inspection_rejection(&error, layer, artifact.layer_index))?;
     options
         .cache
         .insert(layer.digest.clone(), Ok(inspection.clone()));
 
     let config = cncf_config(&inspection, &layer.digest, created(&manifest.document));
+    let os = match inspection.kind {
+        BinaryKind::Component => super::Os::Wasip2,
+        BinaryKind::CoreModule => super::Os::Wasip1,
+    };
     let config_descriptor = Descriptor {
         media_type: WASM_CONFIG.to_owned(),
         digest: Digest::of(Algorithm::Sha256, &config),
@@ -133,6 +141,8 @@ pub async fn build(
         config_descriptor,
         manifest,
         original_digest,
+        inspection,
+        os,
     })
 }
 

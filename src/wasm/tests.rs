@@ -9,38 +9,6 @@ use crate::error::ErrorCode;
 use crate::manifest::{self, digest::Algorithm};
 use crate::route::Reference;
 
-/// Blobs held in memory, keyed by digest.
-struct MemoryBlobs(HashMap<String, Bytes>);
-
-impl BlobSource for MemoryBlobs {
-    async fn fetch(
-        &self,
-        descriptor: &Descriptor,
-        role: BlobRole,
-        _max_bytes: u64,
-    ) -> Result<Bytes, GateError> {
-        let bytes = self
-            .0
-            .get(&descriptor.digest.to_string())
-            .ok_or_else(|| blob_unknown(descriptor, role))?;
-        verify_blob(descriptor, role, bytes)?;
-        Ok(bytes.clone())
-    }
-
-    async fn fetch_prefix(
-        &self,
-        descriptor: &Descriptor,
-        role: BlobRole,
-        length: usize,
-    ) -> Result<Bytes, GateError> {
-        let bytes = self
-            .0
-            .get(&descriptor.digest.to_string())
-            .ok_or_else(|| blob_unknown(descriptor, role))?;
-        Ok(bytes.slice(..length.min(bytes.len())))
-    }
-}
-
 fn options(cache: &InspectionCache) -> WasmOptions<'_> {
     WasmOptions {
         inspect_max_bytes: DEFAULT_INSPECT_MAX_BYTES,
@@ -78,10 +46,11 @@ fn manifest_for(config: &[u8], layer: &[u8]) -> Manifest {
         .expect("valid manifest")
 }
 
-async fn run(config: &[u8], stored: &[u8], layer: &[u8]) -> Result<Vec<String>, GateError> {
+async fn run(config: &[u8], stored: &[u8], layer: &[u8]) -> Result<Findings, GateError> {
+    let key = |bytes: &[u8]| Digest::of(Algorithm::Sha256, bytes);
     let blobs = MemoryBlobs(HashMap::from([
-        (digest(config), Bytes::copy_from_slice(stored)),
-        (digest(layer), Bytes::copy_from_slice(layer)),
+        (key(config), Bytes::copy_from_slice(stored)),
+        (key(layer), Bytes::copy_from_slice(layer)),
     ]));
     check(
         &manifest_for(config, layer),

@@ -13,12 +13,13 @@ use crate::manifest::Descriptor;
 
 /// Inspects the layer, or takes the result from the cache. Only full inspections are
 /// cached; failed reads and header checks are not.
-pub(super) async fn inspect_layer(
+pub async fn inspect_layer(
     layer: &Descriptor,
+    index: usize,
     blobs: &impl BlobSource,
     options: &WasmOptions<'_>,
 ) -> Result<Inspection, GateError> {
-    let role = BlobRole::Layer(0);
+    let role = BlobRole::Layer(index);
     if let Some(cached) = options.cache.get(&layer.digest) {
         // A full read checked the blob's real size, so a descriptor that now claims another
         // size for the same digest is wrong.
@@ -28,14 +29,14 @@ pub(super) async fn inspect_layer(
         {
             super::verify_size(layer, role, *size)?;
         }
-        return cached.map_err(|error| inspection_rejection(&error, layer).into());
+        return cached.map_err(|error| inspection_rejection(&error, layer, index).into());
     }
 
     if layer.size <= options.inspect_max_bytes {
         let bytes = blobs.fetch(layer, role, options.inspect_max_bytes).await?;
         let result = inspect::inspect_full(&bytes);
         options.cache.insert(layer.digest.clone(), result.clone());
-        return result.map_err(|error| inspection_rejection(&error, layer).into());
+        return result.map_err(|error| inspection_rejection(&error, layer, index).into());
     }
 
     // Header-only results are not cached: a later push may name the same digest with a size
@@ -48,10 +49,14 @@ pub(super) async fn inspect_layer(
             full: false,
             size: None,
         })
-        .map_err(|error| inspection_rejection(&error, layer).into())
+        .map_err(|error| inspection_rejection(&error, layer, index).into())
 }
 
-pub(super) fn inspection_rejection(error: &InspectError, layer: &Descriptor) -> Rejection {
+pub(super) fn inspection_rejection(
+    error: &InspectError,
+    layer: &Descriptor,
+    index: usize,
+) -> Rejection {
     let hex = |bytes: &[u8]| {
         bytes
             .iter()
@@ -63,38 +68,38 @@ pub(super) fn inspection_rejection(error: &InspectError, layer: &Descriptor) -> 
         InspectError::NotWasm { header } if header.is_empty() => Rejection::manifest_invalid(
             Rule::LayerNotWasm,
             format!(
-                "layer 0 ({}) is empty, so it is not a WebAssembly binary; push the .wasm file itself",
+                "layer {index} ({}) is empty, so it is not a WebAssembly binary; push the .wasm file itself",
                 layer.digest
             ),
         )
-        .at("$.layers[0]")
+        .at(format!("$.layers[{index}]"))
         .expected("00 61 73 6d"),
         InspectError::NotWasm { header } => Rejection::manifest_invalid(
             Rule::LayerNotWasm,
             format!(
-                "layer 0 ({}) is not a WebAssembly binary: it starts with the bytes {}, not the magic number 00 61 73 6d; push the .wasm file itself",
+                "layer {index} ({}) is not a WebAssembly binary: it starts with the bytes {}, not the magic number 00 61 73 6d; push the .wasm file itself",
                 layer.digest,
                 hex(header)
             ),
         )
-        .at("$.layers[0]")
+        .at(format!("$.layers[{index}]"))
         .expected("00 61 73 6d")
         .found(hex(header)),
         InspectError::UnsupportedVersion { header } => Rejection::manifest_invalid(
             Rule::LayerInvalid,
             format!(
-                "layer 0 ({}) has the WebAssembly magic number but the version and layer bytes {}, which current parsers reject (an early component encoding?); rebuild it with current tools",
+                "layer {index} ({}) has the WebAssembly magic number but the version and layer bytes {}, which current parsers reject (an early component encoding?); rebuild it with current tools",
                 layer.digest,
                 hex(&header[4.min(header.len())..])
             ),
         )
-        .at("$.layers[0]")
+        .at(format!("$.layers[{index}]"))
         .found(hex(header)),
         InspectError::Invalid(reason) => Rejection::manifest_invalid(
             Rule::LayerInvalid,
-            format!("layer 0 ({}) is not valid WebAssembly: {reason}; rebuild it", layer.digest),
+            format!("layer {index} ({}) is not valid WebAssembly: {reason}; rebuild it", layer.digest),
         )
-        .at("$.layers[0]"),
+        .at(format!("$.layers[{index}]")),
     }
 }
 

@@ -311,6 +311,7 @@ pub fn settings(upstream: &str) -> Settings {
         inspect_max_bytes: wasmgate::wasm::DEFAULT_INSPECT_MAX_BYTES,
         strict_os: false,
         rewrite_legacy: false,
+        policy: None,
         admin_listen: None,
         trusted_proxies: Vec::new(),
         tls: None,

@@ -1,0 +1,572 @@
+//! `wasmgate check`: the policy engine offline, for CI pipelines. It judges a manifest with
+//! its blobs from files, an OCI image layout on disk, or a `.wasm` file wrapped the way
+//! `wkg oci push` wraps it, and exits 0 when the gate would accept the push, 1 when it would
+//! reject it, and 2 on a usage or input error.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use clap::Args;
+use http::HeaderValue;
+use serde_json::{Value, json};
+
+use crate::error::{GateError, Rejection};
+use crate::manifest::{self, Descriptor, Digest, OCI_MANIFEST};
+use crate::policy::{self, Decision, Evaluation, Policy};
+use crate::route::Reference;
+use crate::wasm::{self, BlobRole, BlobSource, InspectionCache, MemoryBlobs, WasmOptions};
+
+/// Exit code: the gate would accept the push.
+pub const EXIT_ALLOWED: i32 = 0;
+/// Exit code: the gate would reject the push.
+pub const EXIT_DENIED: i32 = 1;
+/// Exit code: the arguments or the input files are unusable.
+pub const EXIT_INPUT: i32 = 2;
+
+/// Largest manifest or config file read.
+const MAX_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 the gate would accept the push, 1 it would reject it, 2 usage or input error."
+)]
+pub struct CheckArgs {
+    /// A .wasm file: check the manifest and config that `wkg oci push` would build for it.
+    #[arg(value_name = "FILE.wasm", conflicts_with_all = ["manifest", "oci_layout"])]
+    pub wasm: Option<PathBuf>,
+
+    /// Manifest JSON file to check.
+    #[arg(long, value_name = "FILE", conflicts_with = "oci_layout")]
+    pub manifest: Option<PathBuf>,
+
+    /// Config blob of --manifest.
+    #[arg(long, value_name = "FILE", requires = "manifest")]
+    pub config: Option<PathBuf>,
+
+    /// Layer blob of --manifest; repeatable. Blobs are matched to descriptors by digest.
+    #[arg(long = "layer", value_name = "FILE", requires = "manifest")]
+    pub layers: Vec<PathBuf>,
+
+    /// OCI image layout directory, with the tag to check after a colon when the layout has
+    /// more than one manifest.
+    #[arg(long, value_name = "DIR[:TAG]")]
+    pub oci_layout: Option<String>,
+
+    /// Repository the push would go to, which selects the policy rule [default: judged by
+    /// the policy's default rule].
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+
+    /// Tag the push would use; tags such as sha256-<hex> mark referrers.
+    #[arg(long, value_name = "TAG", default_value = "latest")]
+    pub tag: String,
+
+    /// Policy file [default: the built-in policy].
+    #[arg(long, value_name = "FILE", env = "WASMGATE_POLICY")]
+    pub policy: Option<PathBuf>,
+
+    /// Largest WebAssembly layer validated whole, in bytes, as the gate's
+    /// --inspect-max-bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = wasm::DEFAULT_INSPECT_MAX_BYTES)]
+    pub inspect_max_bytes: u64,
+
+    /// Reject a config `os` that disagrees with the layer, as the gate's --strict-os.
+    #[arg(long)]
+    pub strict_os: bool,
+
+    /// Output format: text for people, json for programs.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+}
+
+/// An artifact loaded from disk, ready to be judged.
+struct Artifact {
+    body: Bytes,
+    content_type: String,
+    blobs: Blobs,
+    /// Where the artifact came from, for the report.
+    origin: String,
+    tag: String,
+}
+
+enum Blobs {
+    Memory(MemoryBlobs),
+    Layout(LayoutBlobs),
+}
+
+impl BlobSource for Blobs {
+    async fn fetch(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        max_bytes: u64,
+    ) -> Result<Bytes, GateError> {
+        match self {
+            Self::Memory(blobs) => blobs.fetch(descriptor, role, max_bytes).await,
+            Self::Layout(blobs) => blobs.fetch(descriptor, role, max_bytes).await,
+        }
+    }
+
+    async fn fetch_prefix(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        length: usize,
+    ) -> Result<Bytes, GateError> {
+        match self {
+            Self::Memory(blobs) => blobs.fetch_prefix(descriptor, role, length).await,
+            Self::Layout(blobs) => blobs.fetch_prefix(descriptor, role, length).await,
+        }
+    }
+}
+
+/// Blobs of an OCI image layout, read from `blobs/<algorithm>/<hex>` when needed.
+struct LayoutBlobs {
+    root: PathBuf,
+}
+
+impl LayoutBlobs {
+    fn path_of(&self, digest: &Digest) -> PathBuf {
+        let text = digest.to_string();
+        let (algorithm, hex) = text.split_once(':').unwrap_or(("sha256", &text));
+        self.root.join("blobs").join(algorithm).join(hex)
+    }
+
+    fn read(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        max_bytes: u64,
+    ) -> Result<Bytes, GateError> {
+        let path = self.path_of(&descriptor.digest);
+        let bytes = read_capped(&path, max_bytes.max(descriptor.size))
+            .map_err(|_| wasm::blob_unknown(descriptor, role))?;
+        Ok(Bytes::from(bytes))
+    }
+}
+
+impl BlobSource for LayoutBlobs {
+    async fn fetch(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        max_bytes: u64,
+    ) -> Result<Bytes, GateError> {
+        let bytes = self.read(descriptor, role, max_bytes)?;
+        wasm::verify_blob(descriptor, role, &bytes)?;
+        Ok(bytes)
+    }
+
+    async fn fetch_prefix(
+        &self,
+        descriptor: &Descriptor,
+        role: BlobRole,
+        length: usize,
+    ) -> Result<Bytes, GateError> {
+        let bytes = self.read(descriptor, role, length as u64)?;
+        Ok(bytes.slice(..length.min(bytes.len())))
+    }
+}
+
+/// Reads at most `max_bytes + 1` bytes, so a file larger than the cap is detected without
+/// reading all of it.
+fn read_capped(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn read_document(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    let bytes = read_capped(path, MAX_DOCUMENT_BYTES)
+        .map_err(|error| format!("cannot read the {what} {}: {error}", path.display()))?;
+    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(format!(
+            "the {what} {} is larger than {MAX_DOCUMENT_BYTES} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Runs `wasmgate check` and returns the exit code.
+pub fn run(args: &CheckArgs) -> i32 {
+    let policy = match &args.policy {
+        Some(path) => match Policy::load(path) {
+            Ok(policy) => policy,
+            Err(error) => {
+                eprintln!("wasmgate check: invalid policy: {error}");
+                return EXIT_INPUT;
+            }
+        },
+        None => Policy::builtin(false),
+    };
+    let artifact = match load(args) {
+        Ok(artifact) => artifact,
+        Err(message) => {
+            eprintln!("wasmgate check: {message}");
+            return EXIT_INPUT;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wasmgate check: cannot start the async runtime: {error}");
+            return EXIT_INPUT;
+        }
+    };
+    let repository = args.repository.clone().unwrap_or_default();
+    let outcome = runtime.block_on(judge(&policy, &repository, &artifact, args));
+    let report = report(&policy, &repository, &artifact, &outcome);
+    if args.format == "json" {
+        println!("{report:#}");
+    } else {
+        print!("{}", text_report(&report));
+    }
+    match outcome {
+        Ok(Judgement::Evaluated(evaluation)) if evaluation.decision != Decision::Deny => {
+            EXIT_ALLOWED
+        }
+        Ok(_) => EXIT_DENIED,
+        Err(_) => EXIT_INPUT,
+    }
+}
+
+/// The verdict: evaluated by the policy, or rejected by the format checks before it.
+enum Judgement {
+    Evaluated(Evaluation),
+    Malformed(Rejection),
+}
+
+async fn judge(
+    policy: &Policy,
+    repository: &str,
+    artifact: &Artifact,
+    args: &CheckArgs,
+) -> Result<Judgement, String> {
+    let reference = Reference::Tag(artifact.tag.clone());
+    let content_type = HeaderValue::from_str(&artifact.content_type)
+        .map_err(|_| format!("invalid media type {:?}", artifact.content_type))?;
+    let manifest = match manifest::validate(&artifact.body, Some(&content_type), &reference) {
+        Ok(manifest) => manifest,
+        Err(rejection) => return Ok(Judgement::Malformed(rejection)),
+    };
+    let cache = InspectionCache::default();
+    let options = WasmOptions {
+        inspect_max_bytes: args.inspect_max_bytes,
+        strict_os: args.strict_os,
+        cache: &cache,
+    };
+    match policy::evaluate(
+        policy,
+        repository,
+        &reference,
+        &manifest,
+        &artifact.body,
+        &artifact.blobs,
+        &options,
+    )
+    .await
+    {
+        Ok(evaluation) => Ok(Judgement::Evaluated(evaluation)),
+        // Offline blob sources produce only rejections; anything else is an input problem.
+        Err(GateError::Rejected(rejection)) => Ok(Judgement::Malformed(*rejection)),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn load(args: &CheckArgs) -> Result<Artifact, String> {
+    if let Some(path) = &args.wasm {
+        return wrap_wasm(path, &args.tag);
+    }
+    if let Some(path) = &args.manifest {
+        return load_files(path, args.config.as_deref(), &args.layers, &args.tag);
+    }
+    if let Some(spec) = &args.oci_layout {
+        return load_layout(spec);
+    }
+    Err("nothing to check; pass a .wasm file, --manifest FILE or --oci-layout DIR[:TAG] (see --help)".to_owned())
+}
+
+/// The media type a manifest file announces: its `mediaType` field, else an OCI index when
+/// it has `manifests`, else an OCI image manifest.
+fn content_type_of(body: &[u8]) -> String {
+    let document: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if let Some(media_type) = document["mediaType"].as_str() {
+        return media_type.to_owned();
+    }
+    if document.get("manifests").is_some() {
+        manifest::OCI_INDEX.to_owned()
+    } else {
+        OCI_MANIFEST.to_owned()
+    }
+}
+
+fn load_files(
+    manifest: &Path,
+    config: Option<&Path>,
+    layers: &[PathBuf],
+    tag: &str,
+) -> Result<Artifact, String> {
+    let body = read_document(manifest, "manifest")?;
+    let mut blobs = MemoryBlobs::default();
+    if let Some(config) = config {
+        blobs.insert(Bytes::from(read_document(config, "config")?));
+    }
+    for layer in layers {
+        let bytes = std::fs::read(layer)
+            .map_err(|error| format!("cannot read the layer {}: {error}", layer.display()))?;
+        blobs.insert(Bytes::from(bytes));
+    }
+    Ok(Artifact {
+        content_type: content_type_of(&body),
+        body: Bytes::from(body),
+        blobs: Blobs::Memory(blobs),
+        origin: manifest.display().to_string(),
+        tag: tag.to_owned(),
+    })
+}
+
+/// Splits `DIR[:TAG]`. The tag is what follows the last colon when the part before it is a
+/// directory, so paths that contain colons still work.
+fn split_layout(spec: &str) -> (PathBuf, Option<String>) {
+    if let Some((dir, tag)) = spec.rsplit_once(':')
+        && !tag.is_empty()
+        && !tag.contains('/')
+        && Path::new(dir).is_dir()
+    {
+        return (PathBuf::from(dir), Some(tag.to_owned()));
+    }
+    (PathBuf::from(spec), None)
+}
+
+fn load_layout(spec: &str) -> Result<Artifact, String> {
+    let (root, tag) = split_layout(spec);
+    let index_path = root.join("index.json");
+    let index: Value = serde_json::from_slice(&read_document(&index_path, "OCI layout index")?)
+        .map_err(|error| format!("{} is not valid JSON: {error}", index_path.display()))?;
+    let entries = index["manifests"].as_array().cloned().unwrap_or_default();
+    let name_of = |entry: &Value| {
+        entry["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let entry = match &tag {
+        Some(tag) => entries
+            .iter()
+            .find(|entry| name_of(entry).as_deref() == Some(tag.as_str()))
+            .ok_or_else(|| {
+                let names: Vec<String> = entries.iter().filter_map(name_of).collect();
+                format!(
+                    "the OCI layout {} has no manifest tagged {tag:?}; its tags are {names:?}",
+                    root.display()
+                )
+            })?,
+        None => match entries.as_slice() {
+            [only] => only,
+            [] => {
+                return Err(format!(
+                    "the OCI layout {} has no manifests",
+                    root.display()
+                ));
+            }
+            _ => {
+                let names: Vec<String> = entries.iter().filter_map(name_of).collect();
+                return Err(format!(
+                    "the OCI layout {} has {} manifests; name one as {}:TAG (tags: {names:?})",
+                    root.display(),
+                    entries.len(),
+                    root.display()
+                ));
+            }
+        },
+    };
+    let digest: Digest = entry["digest"]
+        .as_str()
+        .and_then(|text| Digest::parse(text, "digest").ok())
+        .ok_or_else(|| {
+            format!(
+                "{}: a manifest entry has no valid digest",
+                index_path.display()
+            )
+        })?;
+    let blobs = LayoutBlobs { root: root.clone() };
+    let body = read_document(&blobs.path_of(&digest), "manifest blob")?;
+    let content_type = entry["mediaType"]
+        .as_str()
+        .map_or_else(|| content_type_of(&body), str::to_owned);
+    Ok(Artifact {
+        body: Bytes::from(body),
+        content_type,
+        blobs: Blobs::Layout(blobs),
+        origin: format!("{} ({digest})", root.display()),
+        tag: tag
+            .or_else(|| name_of(entry))
+            .unwrap_or_else(|| "latest".to_owned()),
+    })
+}
+
+/// Builds the config and manifest that `wkg oci push` (0.16) writes for a file: os wasip2
+/// with the decoded world for a component, and, as wkg does, also wasip2 with an empty
+/// world for a core module; one `application/wasm` layer titled with the file name.
+fn wrap_wasm(path: &Path, tag: &str) -> Result<Artifact, String> {
+    let layer =
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let interfaces = wasm::inspect::inspect_full(&layer)
+        .ok()
+        .and_then(|inspection| inspection.interfaces)
+        .unwrap_or_default();
+    let mut blobs = MemoryBlobs::default();
+    let layer_size = layer.len();
+    let layer_digest = blobs.insert(Bytes::from(layer));
+    let config = json!({
+        "created": "1970-01-01T00:00:00Z",
+        "author": null,
+        "architecture": "wasm",
+        "os": "wasip2",
+        "layerDigests": [layer_digest.to_string()],
+        "component": {
+            "exports": interfaces.exports,
+            "imports": interfaces.imports,
+            "target": null,
+        },
+    });
+    let config = Bytes::from(serde_json::to_vec(&config).expect("a JSON value serializes"));
+    let config_size = config.len();
+    let config_digest = blobs.insert(config);
+    let title = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": wasm::WASM_CONFIG,
+            "digest": config_digest.to_string(),
+            "size": config_size,
+        },
+        "layers": [{
+            "mediaType": wasm::WASM_LAYER,
+            "digest": layer_digest.to_string(),
+            "size": layer_size,
+            "annotations": { "org.opencontainers.image.title": title },
+        }],
+    });
+    Ok(Artifact {
+        body: Bytes::from(serde_json::to_vec(&manifest).expect("a JSON value serializes")),
+        content_type: OCI_MANIFEST.to_owned(),
+        blobs: Blobs::Memory(blobs),
+        origin: format!("{} (as `wkg oci push` would push it)", path.display()),
+        tag: tag.to_owned(),
+    })
+}
+
+fn violation_json(rejection: &Rejection) -> Value {
+    json!({
+        "code": rejection.code.as_str(),
+        "rule": rejection.rule.as_str(),
+        "message": rejection.message,
+        "path": rejection.path,
+        "expected": rejection.expected,
+        "found": rejection.found,
+    })
+}
+
+/// Builds the JSON report; the text report is rendered from it.
+fn report(
+    policy: &Policy,
+    repository: &str,
+    artifact: &Artifact,
+    outcome: &Result<Judgement, String>,
+) -> Value {
+    let digest = Digest::of(manifest::digest::Algorithm::Sha256, &artifact.body).to_string();
+    let mut report = json!({
+        "artifact": artifact.origin,
+        "digest": digest,
+        "repository": repository,
+        "tag": artifact.tag,
+        "policy": policy.source,
+    });
+    match outcome {
+        Ok(Judgement::Evaluated(evaluation)) => {
+            report["decision"] = json!(evaluation.decision.as_str());
+            report["rule"] = json!(evaluation.rule);
+            report["mode"] = json!(evaluation.mode.as_str());
+            report["catalogs"] = json!(evaluation.catalogs);
+            report["referrer"] = json!(evaluation.referrer);
+            report["violations"] =
+                Value::Array(evaluation.violations.iter().map(violation_json).collect());
+            report["warnings"] = json!(evaluation.warnings);
+        }
+        Ok(Judgement::Malformed(rejection)) => {
+            report["decision"] = json!("deny");
+            report["rule"] = Value::Null;
+            report["violations"] = json!([violation_json(rejection)]);
+            report["warnings"] = json!([]);
+        }
+        Err(message) => {
+            report["decision"] = json!("error");
+            report["error"] = json!(message);
+        }
+    }
+    report
+}
+
+fn text_report(report: &Value) -> String {
+    let mut text = String::new();
+    let decision = report["decision"].as_str().unwrap_or("error");
+    let verdict = match decision {
+        "allow" => "ALLOWED",
+        "rewrite" => "ALLOWED (rewritten to the CNCF layout)",
+        "would_deny" => "ALLOWED (audit mode; enforce mode would reject it)",
+        "deny" => "DENIED",
+        _ => "ERROR",
+    };
+    text.push_str(&format!(
+        "{verdict}: {}\n",
+        report["artifact"].as_str().unwrap_or("")
+    ));
+    let repository = report["repository"].as_str().unwrap_or("");
+    match report["rule"].as_str() {
+        Some(rule) => text.push_str(&format!(
+            "  policy rule {rule:?} ({} mode) of {} for repository {}\n",
+            report["mode"].as_str().unwrap_or(""),
+            report["policy"].as_str().unwrap_or(""),
+            if repository.is_empty() {
+                "(none given)"
+            } else {
+                repository
+            },
+        )),
+        None if decision == "deny" => {
+            text.push_str("  rejected by the manifest format checks, before any policy rule\n")
+        }
+        None => {}
+    }
+    if let Some(catalogs) = report["catalogs"].as_array() {
+        let names: Vec<&str> = catalogs.iter().filter_map(Value::as_str).collect();
+        let names = if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        };
+        text.push_str(&format!("  catalogs: {names}\n"));
+    }
+    for violation in report["violations"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "  violation [{}]: {}\n",
+            violation["rule"].as_str().unwrap_or(""),
+            violation["message"].as_str().unwrap_or("")
+        ));
+    }
+    for warning in report["warnings"].as_array().into_iter().flatten() {
+        text.push_str(&format!("  warning: {}\n", warning.as_str().unwrap_or("")));
+    }
+    if let Some(error) = report["error"].as_str() {
+        text.push_str(&format!("  error: {error}\n"));
+    }
+    text
+}

@@ -1,0 +1,121 @@
+//! The policy in force, replaced atomically when the policy file is reloaded. A request
+//! takes the current policy once, so one push is judged by one policy from start to end.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use super::{Policy, PolicyError};
+
+/// How often the policy file's modification time and size are compared for changes.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The current policy and the file it came from.
+#[derive(Debug)]
+pub struct PolicyStore {
+    current: RwLock<Arc<Policy>>,
+    /// The `--policy` file; `None` for the built-in default, which never reloads.
+    path: Option<PathBuf>,
+}
+
+impl PolicyStore {
+    pub fn new(policy: Policy, path: Option<PathBuf>) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(policy)),
+            path,
+        }
+    }
+
+    pub fn current(&self) -> Arc<Policy> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn path(&self) -> Option<&PathBuf> {
+        self.path.as_ref()
+    }
+
+    /// Reads the policy file again and puts it in force. An invalid file leaves the policy
+    /// in force unchanged and returns the error.
+    pub fn reload(&self) -> Result<Arc<Policy>, PolicyError> {
+        let Some(path) = &self.path else {
+            return Ok(self.current());
+        };
+        let policy = Arc::new(Policy::load(path)?);
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = policy.clone();
+        Ok(policy)
+    }
+
+    /// Reloads and logs the outcome; `trigger` says what caused the reload.
+    pub fn reload_and_log(&self, trigger: &str) -> bool {
+        match self.reload() {
+            Ok(policy) => {
+                tracing::info!(
+                    policy = %policy.source,
+                    rules = policy.rules.len(),
+                    trigger,
+                    "policy reloaded"
+                );
+                true
+            }
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    trigger,
+                    "policy not reloaded; keeping the policy in force"
+                );
+                false
+            }
+        }
+    }
+}
+
+/// Reloads the policy whenever the file's modification time or size changes. Runs until
+/// the task is dropped.
+pub async fn watch_file(store: Arc<PolicyStore>, interval: Duration) {
+    let Some(path) = store.path().cloned() else {
+        return;
+    };
+    let stamp = || -> Option<(SystemTime, u64)> {
+        let metadata = std::fs::metadata(&path).ok()?;
+        Some((metadata.modified().ok()?, metadata.len()))
+    };
+    let mut last = stamp();
+    loop {
+        tokio::time::sleep(interval).await;
+        let now = stamp();
+        if now == last {
+            continue;
+        }
+        last = now;
+        if now.is_some() {
+            store.reload_and_log("file changed");
+        } else {
+            tracing::error!(
+                policy = %path.display(),
+                "the policy file is gone; keeping the policy in force"
+            );
+        }
+    }
+}
+
+/// Reloads the policy on every SIGHUP. Runs until the task is dropped.
+#[cfg(unix)]
+pub async fn reload_on_hangup(store: Arc<PolicyStore>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGHUP; the policy reloads only when its file changes");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        store.reload_and_log("SIGHUP");
+    }
+}
