@@ -39,15 +39,16 @@ fn main() {
         }
         Command::Policy(PolicyCommand::Check { file }) => match Policy::load(&file) {
             Ok(policy) => {
+                let catalogs = policy
+                    .catalogs
+                    .iter()
+                    .filter(|catalog| !catalog.builtin)
+                    .count();
                 println!(
-                    "{}: valid policy with {} rules and {} catalogs of its own",
+                    "{}: valid policy with {} and {} of its own",
                     file.display(),
-                    policy.rules.len(),
-                    policy
-                        .catalogs
-                        .iter()
-                        .filter(|catalog| !catalog.builtin)
-                        .count()
+                    counted(policy.rules.len(), "rule"),
+                    counted(catalogs, "catalog"),
                 );
                 0
             }
@@ -128,7 +129,13 @@ async fn run(settings: Settings) -> i32 {
             }
         },
     };
-    log_start(&settings, &listener, admin_listener.as_ref());
+    // Logged once the gate is set up, SIGHUP handler included, so that whoever waits for
+    // "wasmgate started" may signal the process.
+    let listen = listener.local_addr().unwrap_or(settings.listen);
+    let admin = admin_listener
+        .as_ref()
+        .and_then(|listener| listener.local_addr().ok())
+        .map_or_else(|| "off".to_owned(), |address| address.to_string());
 
     if settings.upstream_tls.insecure_skip_verify {
         tracing::warn!(
@@ -164,8 +171,17 @@ async fn run(settings: Settings) -> i32 {
             store::DEFAULT_POLL_INTERVAL,
         ));
         #[cfg(unix)]
-        tokio::spawn(store::reload_on_hangup(gate.policy.clone()));
+        match store::reload_on_hangup(gate.policy.clone()) {
+            Ok(reloader) => {
+                tokio::spawn(reloader);
+            }
+            Err(error) => tracing::error!(
+                %error,
+                "cannot listen for SIGHUP; the policy reloads only when its file changes"
+            ),
+        }
     }
+    log_start(&gate.settings, listen, admin);
     let draining = gate.clone();
     let shutdown = async move {
         shutdown_signal().await;
@@ -177,11 +193,7 @@ async fn run(settings: Settings) -> i32 {
     0
 }
 
-fn log_start(settings: &Settings, listener: &TcpListener, admin: Option<&TcpListener>) {
-    let listen = listener.local_addr().unwrap_or(settings.listen);
-    let admin = admin
-        .and_then(|listener| listener.local_addr().ok())
-        .map_or_else(|| "off".to_owned(), |address| address.to_string());
+fn log_start(settings: &Settings, listen: std::net::SocketAddr, admin: String) {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         %listen,
@@ -217,4 +229,13 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+/// "1 rule", "2 rules".
+fn counted(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }

@@ -122,6 +122,9 @@ pub const BUILTIN_NAMES: &[&str] = &[
 /// not list its own.
 pub const DEFAULT_REFERRERS: &[&str] = &["cosign", "notation", "sbom", "in-toto"];
 
+/// Name of the built-in catalog of CNCF WebAssembly artifacts.
+pub const WASM: &str = "wasm";
+
 const SBOM_TYPES: &[&str] = &[
     "application/spdx+json",
     "application/spdx",

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::json;
 
-use super::catalog::any_matches;
+use super::catalog::{self, any_matches};
 use super::pattern::NamePattern;
 use super::{Admit, Capabilities, Legacy, Mode, Policy, PolicyRule, WasmConstraints};
 use crate::error::{GateError, PolicyContext, Rejection, Rule};
@@ -113,15 +113,24 @@ pub async fn evaluate(
 
     let referrer_tag = matches!(reference, Reference::Tag(tag) if REFERRER_TAG.is_match(tag));
     evaluation.referrer = manifest.subject.is_some() || referrer_tag;
-    let mut violations = Vec::new();
-    if let Some(violation) = check_admission(policy, rule, manifest, &evaluation) {
-        violations.push(violation);
-    }
-
     let legacy = manifest
         .config
         .as_ref()
         .is_some_and(|config| LEGACY_CONFIGS.contains(&config.media_type.as_str()));
+    // A legacy artifact that the rule rewrites is admitted as what it becomes; one that the
+    // rule rejects gets that rejection alone.
+    let mut judged_as = evaluation.catalogs.clone();
+    if legacy && rule.legacy == Legacy::Rewrite {
+        judged_as.push(catalog::WASM.to_owned());
+    }
+    let mut violations = Vec::new();
+    if !(legacy && rule.legacy == Legacy::Reject)
+        && let Some(violation) =
+            check_admission(policy, rule, manifest, evaluation.referrer, &judged_as)
+    {
+        violations.push(violation);
+    }
+
     if legacy {
         check_legacy(
             rule,
@@ -172,9 +181,10 @@ fn check_admission(
     policy: &Policy,
     rule: &PolicyRule,
     manifest: &Manifest,
-    evaluation: &Evaluation,
+    referrer: bool,
+    catalogs: &[String],
 ) -> Option<Rejection> {
-    let (admitted, list, what) = if evaluation.referrer {
+    let (admitted, list, what) = if referrer {
         (&rule.referrers, "referrers", "referrer")
     } else {
         (&rule.admit, "admit", "artifact")
@@ -182,27 +192,23 @@ fn check_admission(
     if *admitted == Admit::Any {
         return None;
     }
-    if evaluation.referrer
+    if referrer
         && matches!(manifest.kind, Kind::OciIndex | Kind::DockerList)
         && manifest.subject.is_none()
     {
         return check_fallback_index(policy, rule, manifest);
     }
-    if evaluation
-        .catalogs
-        .iter()
-        .any(|catalog| admitted.includes(catalog))
-    {
+    if catalogs.iter().any(|name| admitted.includes(name)) {
         return None;
     }
 
     let identity = describe_artifact(manifest);
-    let belongs = if evaluation.catalogs.is_empty() {
+    let belongs = if catalogs.is_empty() {
         "no catalog".to_owned()
     } else {
-        format!("the catalogs {}", evaluation.catalogs.join(", "))
+        format!("the catalogs {}", catalogs.join(", "))
     };
-    let rule_kind = if evaluation.referrer {
+    let rule_kind = if referrer {
         Rule::ReferrerNotAdmitted
     } else {
         Rule::ArtifactNotAdmitted
@@ -217,7 +223,7 @@ fn check_admission(
             ),
         )
         .expected(json!({ list: admitted.describe() }))
-        .found(json!({ "catalogs": evaluation.catalogs, "artifact": identity })),
+        .found(json!({ "catalogs": catalogs, "artifact": identity })),
     )
 }
 

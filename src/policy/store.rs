@@ -75,47 +75,54 @@ impl PolicyStore {
     }
 }
 
-/// Reloads the policy whenever the file's modification time or size changes. Runs until
-/// the task is dropped.
-pub async fn watch_file(store: Arc<PolicyStore>, interval: Duration) {
-    let Some(path) = store.path().cloned() else {
-        return;
-    };
-    let stamp = || -> Option<(SystemTime, u64)> {
-        let metadata = std::fs::metadata(&path).ok()?;
+/// Returns the task that reloads the policy whenever the file's modification time or size
+/// changes. The file is first looked at before this returns, so a change made after startup
+/// is logged is always seen. The task runs until it is dropped.
+pub fn watch_file(
+    store: Arc<PolicyStore>,
+    interval: Duration,
+) -> impl std::future::Future<Output = ()> {
+    let path = store.path().cloned();
+    let stamp = move |path: &PathBuf| -> Option<(SystemTime, u64)> {
+        let metadata = std::fs::metadata(path).ok()?;
         Some((metadata.modified().ok()?, metadata.len()))
     };
-    let mut last = stamp();
-    loop {
-        tokio::time::sleep(interval).await;
-        let now = stamp();
-        if now == last {
-            continue;
-        }
-        last = now;
-        if now.is_some() {
-            store.reload_and_log("file changed");
-        } else {
-            tracing::error!(
-                policy = %path.display(),
-                "the policy file is gone; keeping the policy in force"
-            );
+    let mut last = path.as_ref().and_then(stamp);
+    async move {
+        let Some(path) = path else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(interval).await;
+            let now = stamp(&path);
+            if now == last {
+                continue;
+            }
+            last = now;
+            if now.is_some() {
+                store.reload_and_log("file changed");
+            } else {
+                tracing::error!(
+                    policy = %path.display(),
+                    "the policy file is gone; keeping the policy in force"
+                );
+            }
         }
     }
 }
 
-/// Reloads the policy on every SIGHUP. Runs until the task is dropped.
+/// Listens for SIGHUP now and returns the task that reloads the policy on each one. The
+/// signal is registered before this returns, so a SIGHUP sent after startup is logged can
+/// never fall back to its default action, which ends the process.
 #[cfg(unix)]
-pub async fn reload_on_hangup(store: Arc<PolicyStore>) {
+pub fn reload_on_hangup(
+    store: Arc<PolicyStore>,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGHUP; the policy reloads only when its file changes");
-            return;
+    let mut hangups = signal(SignalKind::hangup())?;
+    Ok(async move {
+        while hangups.recv().await.is_some() {
+            store.reload_and_log("SIGHUP");
         }
-    };
-    while hangups.recv().await.is_some() {
-        store.reload_and_log("SIGHUP");
-    }
+    })
 }

@@ -454,6 +454,30 @@ async fn legacy_handling_per_rule() {
 }
 
 #[tokio::test]
+async fn legacy_rewrite_is_admitted_as_what_it_becomes() {
+    let text = |legacy: &str| {
+        format!("version = 1\n[default]\nadmit = [\"wasm\"]\nlegacy = \"{legacy}\"\n")
+    };
+    let push = Push::legacy(&core_module());
+
+    let rewritten = judge(&policy(&text("rewrite")), "r", &push).await;
+    assert_eq!(
+        rewritten.decision,
+        Decision::Rewrite,
+        "{:?}",
+        rewritten.violations
+    );
+
+    // Rejected legacy artifacts get one violation, not a second one for admission.
+    let rejected = judge(&policy(&text("reject")), "r", &push).await;
+    assert_eq!(rules_of(&rejected), [Rule::LegacyRejected]);
+
+    // Forwarded unchanged, the artifact is still a legacy one, which `wasm` does not cover.
+    let allowed = judge(&policy(&text("allow")), "r", &push).await;
+    assert_eq!(rules_of(&allowed), [Rule::ArtifactNotAdmitted]);
+}
+
+#[tokio::test]
 async fn wasm_constraints_use_the_binary() {
     let sockets = component_importing("wasi:sockets/tcp@0.2.0");
     let environment = component_importing("wasi:cli/environment@0.2.0");
