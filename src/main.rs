@@ -19,8 +19,12 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
+            // `check` promises CI pipelines 2 for every usage error; the gate's own
+            // commands use 64 (EX_USAGE), as service managers expect.
+            let checking = std::env::args().nth(1).as_deref() == Some("check");
             let code = match error.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ if checking => check::EXIT_INPUT,
                 _ => EXIT_USAGE,
             };
             let _ = error.print();
