@@ -414,40 +414,24 @@ fn load_layout(spec: &str) -> Result<Artifact, String> {
 fn wrap_wasm(path: &Path, tag: &str) -> Result<Artifact, String> {
     let layer =
         std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let kind = match wasm::inspect::classify_header(&layer) {
-        Ok(kind) => kind,
-        Err(_) => {
-            let header: Vec<String> = layer
-                .iter()
-                .take(8)
-                .map(|byte| format!("{byte:02x}"))
-                .collect();
-            return Err(format!(
-                "{} is not a WebAssembly binary: it starts with the bytes [{}], not 00 61 73 6d 01 00 00 00 (a core module) or 00 61 73 6d 0d 00 01 00 (a component); pass the .wasm file that your build produced",
-                path.display(),
-                header.join(" ")
-            ));
-        }
-    };
+    if wasm::inspect::classify_header(&layer).is_err() {
+        let header: Vec<String> = layer
+            .iter()
+            .take(8)
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        return Err(format!(
+            "{} is not a WebAssembly binary: it starts with the bytes [{}], not 00 61 73 6d 01 00 00 00 (a core module) or 00 61 73 6d 0d 00 01 00 (a component); pass the .wasm file that your build produced",
+            path.display(),
+            header.join(" ")
+        ));
+    }
     // A binary that fails validation still gets a config, so that the report shows the
     // gate's rejection of it rather than an input error.
     let interfaces = wasm::inspect::inspect_full(&layer)
         .ok()
         .and_then(|inspection| inspection.interfaces)
         .unwrap_or_default();
-    // wkg pushes components; a core module gets the config that oci-wasm writes for
-    // modules, as `wasmCloud` and hand-made pushes do.
-    let (os, component) = match kind {
-        wasm::inspect::BinaryKind::Component => (
-            "wasip2",
-            json!({
-                "exports": interfaces.exports,
-                "imports": interfaces.imports,
-                "target": null,
-            }),
-        ),
-        wasm::inspect::BinaryKind::CoreModule => ("wasip1", Value::Null),
-    };
     let mut blobs = MemoryBlobs::default();
     let layer_size = layer.len();
     let layer_digest = blobs.insert(Bytes::from(layer));
@@ -455,9 +439,13 @@ fn wrap_wasm(path: &Path, tag: &str) -> Result<Artifact, String> {
         "created": "1970-01-01T00:00:00Z",
         "author": null,
         "architecture": "wasm",
-        "os": os,
+        "os": "wasip2",
         "layerDigests": [layer_digest.to_string()],
-        "component": component,
+        "component": {
+            "exports": interfaces.exports,
+            "imports": interfaces.imports,
+            "target": null,
+        },
     });
     let config = Bytes::from(serde_json::to_vec(&config).expect("a JSON value serializes"));
     let config_size = config.len();

@@ -133,8 +133,8 @@ async fn run(settings: Settings) -> i32 {
             }
         },
     };
-    // Logged once the gate is set up, SIGHUP handler included, so that whoever waits for
-    // "wasmgate started" may signal the process.
+    // Logged once the gate is set up, SIGHUP handler included, so that a supervisor or test
+    // that waits for "wasmgate started" may signal the process.
     let listen = listener.local_addr().unwrap_or(settings.listen);
     let admin = admin_listener
         .as_ref()

@@ -83,11 +83,18 @@ fn a_component_file_is_previewed_and_allowed() {
     assert!(run.stdout.starts_with("ALLOWED: "), "{}", run.stdout);
     assert!(run.stdout.contains("wasm"), "{}", run.stdout);
 
-    // A core module gets the module config (os wasip1, no component), which a rule that
-    // requires components refuses.
+    // wkg 0.16 pushes a core module with os wasip2 and an empty world, as the preview does.
+    // The gate accepts that with an os warning, and a rule that requires components rejects it.
     let module = write(&directory, "module.wasm", &fixtures::core_module());
-    let run = wasmgate(&["check", &module]);
+    let run = wasmgate(&["check", &module, "--format", "json"]);
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert!(
+        report["warnings"][0]
+            .as_str()
+            .is_some_and(|warning| warning.contains("wasip2")),
+        "{report:#}"
+    );
     let run = wasmgate(&["check", &module, "--policy", &example("wasm-only.toml")]);
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
     assert!(
@@ -425,4 +432,22 @@ fn serve_check_config_validates_the_policy_without_binding() {
     let run = serve(&bad_policy);
     assert_eq!(run.code, Some(64), "{}", run.stderr);
     assert!(run.stderr.contains("line 2"), "{}", run.stderr);
+}
+
+#[test]
+fn docs_show_each_example_policy_whole() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("docs/policy.md")).expect("docs/policy.md");
+    for name in [
+        "wasm-only.toml",
+        "gitlab-like.toml",
+        "production-capabilities.toml",
+    ] {
+        let text = std::fs::read_to_string(root.join("examples/policies").join(name))
+            .expect("example policy");
+        assert!(
+            docs.contains(&format!("```toml\n{text}```")),
+            "docs/policy.md does not show examples/policies/{name} as it is"
+        );
+    }
 }

@@ -312,7 +312,7 @@ async fn production_denies_a_component_that_imports_sockets() {
     .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
 
-    // A component without the required export is refused, with the export it lacks.
+    // A component without the required export is rejected, with the export it lacks.
     let cli = component_with(&[], "wasi:cli/run@0.2.0");
     let reply = push_component(&gate, "prod/cli", "1", &cli, &[], "wasi:cli/run@0.2.0").await;
     let error = assert_denied(&reply, &registry, "prod/cli", "export-required");
@@ -432,13 +432,13 @@ async fn oras_attach_works_under_a_webassembly_only_rule() {
     assert!(discover_ok, "oras discover failed: {discovered}");
     assert!(discovered.contains("application/spdx+json"), "{discovered}");
 
-    // A referrer of a kind outside the referrer catalogs is refused, and oras says why.
+    // A referrer of a kind outside the referrer catalogs is rejected, and oras prints why.
     assert!(
         !report_ok,
         "oras attach of an unknown kind succeeded: {report_out}"
     );
     assert!(
-        report_out.contains("MANIFEST_INVALID") && report_out.contains("referrers"),
+        report_out.contains("manifest invalid") && report_out.contains("as referrers here"),
         "{report_out}"
     );
     assert!(
@@ -460,7 +460,13 @@ struct Served {
 impl Served {
     fn start(upstream: &str, policy: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .args(["--upstream", upstream])
             .arg("--policy")
             .arg(policy)
@@ -542,7 +548,7 @@ impl Drop for Served {
 }
 
 /// A policy whose default admits `kinds`, with `rules` filler rules so that each version
-/// of the file is told apart by the rule count in the reload log.
+/// of the file can be recognised by the rule count in the reload log.
 fn numbered_policy(kinds: &str, rules: usize) -> String {
     let mut text = format!("version = 1\n[default]\nadmit = [{kinds}]\n");
     for index in 0..rules {
@@ -565,10 +571,10 @@ fn rules_are(count: u64) -> impl Fn(&Value) -> bool {
     move |event| event["fields"]["rules"] == count
 }
 
-// The file watcher may reload a file too, before or after the signal; each wait names the
+// The file watcher may reload the file too, before or after the signal. Each wait names the
 // version it expects by its rule count, so neither order can mislead the test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_and_an_invalid_file_keeps_the_policy_in_force() {
+async fn sighup_reload_keeps_policy_on_invalid_file() {
     let registry = Registry::start();
     let directory = tempfile::tempdir().expect("temporary directory");
     let path = directory.path().join("policy.toml");

@@ -203,10 +203,16 @@ fn check_admission(
     }
 
     let identity = describe_artifact(manifest);
-    let belongs = if catalogs.is_empty() {
-        "no catalog".to_owned()
+    let (belongs, remedy) = if catalogs.is_empty() {
+        (
+            "no catalog".to_owned(),
+            format!("to define a catalog for it in the policy and add that catalog to {list}"),
+        )
     } else {
-        format!("the catalogs {}", catalogs.join(", "))
+        (
+            format!("the catalogs {}", catalogs.join(", ")),
+            format!("to add one of these catalogs to {list}"),
+        )
     };
     let rule_kind = if referrer {
         Rule::ReferrerNotAdmitted
@@ -217,7 +223,7 @@ fn check_admission(
         Rejection::manifest_invalid(
             rule_kind,
             format!(
-                "policy rule {:?} admits only {} as {what}s here, and this {what} ({identity}) belongs to {belongs}; push it to a repository whose rule admits it, or ask the operator to add its catalog to {list}",
+                "policy rule {:?} admits only {} as {what}s here, and this {what} ({identity}) belongs to {belongs}; push it to a repository whose rule admits it, or ask the operator {remedy}",
                 rule.name,
                 admitted.describe(),
             ),

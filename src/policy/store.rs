@@ -51,7 +51,7 @@ impl PolicyStore {
         Ok(policy)
     }
 
-    /// Reloads and logs the outcome; `trigger` says what caused the reload.
+    /// Reloads and logs the outcome. `trigger` names the cause of the reload in the log.
     pub fn reload_and_log(&self, trigger: &str) -> bool {
         match self.reload() {
             Ok(policy) => {
