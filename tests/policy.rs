@@ -629,3 +629,98 @@ async fn a_changed_file_is_reloaded_without_a_signal() {
     let reply = push_helm(&served.url, "charts/watched", "1").await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
 }
+
+/// Pushes a Helm chart under `tag`, sending `authorization` with the manifest.
+async fn push_helm_as(gate: &str, repository: &str, tag: &str, authorization: &str) -> Reply {
+    let config = br#"{"name":"demo","version":"0.1.0","apiVersion":"v2"}"#;
+    let chart = b"not really a gzipped chart";
+    push_blob(gate, repository, config).await;
+    push_blob(gate, repository, chart).await;
+    let manifest = fixtures::to_bytes(&fixtures::manifest(
+        descriptor(HELM_CONFIG, config),
+        vec![descriptor(HELM_CHART, chart)],
+    ));
+    support::send(
+        http::Method::PUT,
+        &format!("{gate}/v2/{repository}/manifests/{tag}"),
+        &[
+            ("content-type", OCI_MANIFEST),
+            ("authorization", authorization),
+        ],
+        wasmgate::body::full(manifest),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_events_name_user_but_not_credentials() {
+    use base64::Engine as _;
+    let registry = Registry::start();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("policy.toml");
+    replace_file(
+        &path,
+        "version = 1\n[[rules]]\nname = \"trial\"\nrepositories = [\"trial/*\"]\nmode = \"audit\"\nadmit = [\"wasm\"]\n[default]\nadmit = [\"wasm\"]\n",
+    );
+    let mut served = Served::start(&registry.url(), &path);
+    let basic = base64::engine::general_purpose::STANDARD.encode("alice:s3cret-password");
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(br#"{"sub":"ci-bot","iss":"https://tokens.example"}"#);
+    let jwt = format!("eyJhbGciOiJSUzI1NiJ9.{payload}.c2lnbmF0dXJl");
+    let is_push_of = |repository: &'static str| {
+        move |event: &Value| {
+            event["target"] == "wasmgate::audit" && event["fields"]["repository"] == repository
+        }
+    };
+
+    let reply = push_helm_as(&served.url, "charts/a", "1", &format!("Basic {basic}")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    let denied = served.wait_for("manifest push", is_push_of("charts/a"));
+
+    let reply = push_helm_as(&served.url, "trial/a", "1", &format!("Bearer {jwt}")).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let audited = served.wait_for("manifest push", is_push_of("trial/a"));
+
+    let fields = &denied["fields"];
+    assert_eq!(fields["decision"], "deny", "{denied}");
+    assert_eq!(fields["rule"], "default");
+    assert_eq!(fields["reference"], "1");
+    assert_eq!(fields["user"], "alice");
+    assert_eq!(fields["client_address"], "127.0.0.1");
+    assert!(
+        fields["digest"]
+            .as_str()
+            .is_some_and(|digest| digest.starts_with("sha256:")),
+        "{denied}"
+    );
+    let reasons: Vec<String> =
+        serde_json::from_str(fields["reasons"].as_str().expect("reasons")).expect("JSON reasons");
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("artifact-not-admitted: "),
+        "{reasons:?}"
+    );
+
+    let fields = &audited["fields"];
+    assert_eq!(fields["decision"], "would_deny", "{audited}");
+    assert_eq!(fields["rule"], "trial");
+    assert_eq!(fields["user"], "ci-bot");
+
+    // Stop the gate so that every line it wrote can be read, then look for the secrets.
+    let _ = served.child.kill();
+    let _ = served.child.wait();
+    let mut log = String::new();
+    while let Ok(line) = served.lines.recv_timeout(LOG_TIMEOUT) {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let everything = format!("{denied}\n{audited}\n{log}");
+    for secret in [
+        "s3cret-password",
+        basic.as_str(),
+        jwt.as_str(),
+        "c2lnbmF0dXJl",
+    ] {
+        assert!(!everything.contains(secret), "the log contains {secret:?}");
+    }
+}
