@@ -10,7 +10,7 @@ use clap::Args;
 use http::HeaderValue;
 use serde_json::{Value, json};
 
-use crate::error::{GateError, Rejection};
+use crate::error::{GateError, Rejection, Rule};
 use crate::manifest::{self, Descriptor, Digest, OCI_MANIFEST};
 use crate::policy::{self, Decision, Evaluation, Policy};
 use crate::route::Reference;
@@ -169,14 +169,33 @@ impl BlobSource for LayoutBlobs {
 }
 
 /// Reads at most `max_bytes + 1` bytes, so a file larger than the cap is detected without
-/// reading all of it.
+/// reading all of it. Only regular files are read (symbolic links to them included), so a
+/// device such as /dev/zero or a FIFO fails at once rather than filling memory or blocking.
 fn read_capped(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
+    require_regular_file(path)?;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
         .take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Reads a whole regular file, for layers and `.wasm` files.
+fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    require_regular_file(path)?;
+    std::fs::read(path)
+}
+
+fn require_regular_file(path: &Path) -> std::io::Result<()> {
+    if std::fs::metadata(path)?.is_file() {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))
+    }
 }
 
 fn read_document(path: &Path, what: &str) -> Result<Vec<u8>, String> {
@@ -203,6 +222,21 @@ pub fn run(args: &CheckArgs) -> i32 {
         },
         None => Policy::builtin(false),
     };
+    if let Some(repository) = &args.repository
+        && !crate::route::is_valid_name(repository)
+    {
+        eprintln!(
+            "wasmgate check: --repository {repository:?} is not a valid repository name; use lowercase path components such as \"team/app\""
+        );
+        return EXIT_INPUT;
+    }
+    if !crate::route::is_valid_tag(&args.tag) {
+        eprintln!(
+            "wasmgate check: --tag {:?} is not a valid tag; a tag has up to 128 letters, digits, '_', '.' and '-', and does not start with '.' or '-'",
+            args.tag
+        );
+        return EXIT_INPUT;
+    }
     let artifact = match load(args) {
         Ok(artifact) => artifact,
         Err(message) => {
@@ -220,9 +254,12 @@ pub fn run(args: &CheckArgs) -> i32 {
     let repository = args.repository.clone().unwrap_or_default();
     let outcome = runtime.block_on(judge(&policy, &repository, &artifact, args));
     let report = report(&policy, &repository, &artifact, &outcome);
+    if let Err(message) = &outcome {
+        eprintln!("wasmgate check: {message}");
+    }
     if args.format == "json" {
         println!("{report:#}");
-    } else {
+    } else if outcome.is_ok() {
         print!("{}", text_report(&report));
     }
     match outcome {
@@ -270,11 +307,36 @@ async fn judge(
     )
     .await
     {
-        Ok(evaluation) => Ok(Judgement::Evaluated(evaluation)),
+        Ok(evaluation) => match evaluation
+            .violations
+            .iter()
+            .find(|violation| is_missing_blob(violation))
+        {
+            // A blob that was not given is an input problem, not a verdict on the artifact.
+            Some(missing) => Err(missing_blob_message(missing)),
+            None => Ok(Judgement::Evaluated(evaluation)),
+        },
+        Err(GateError::Rejected(rejection)) if is_missing_blob(&rejection) => {
+            Err(missing_blob_message(&rejection))
+        }
         // Offline blob sources produce only rejections; anything else is an input problem.
         Err(GateError::Rejected(rejection)) => Ok(Judgement::Malformed(*rejection)),
         Err(error) => Err(error.to_string()),
     }
+}
+
+fn is_missing_blob(rejection: &Rejection) -> bool {
+    matches!(
+        rejection.rule,
+        Rule::ConfigBlobUnknown | Rule::LayerBlobUnknown
+    )
+}
+
+fn missing_blob_message(rejection: &Rejection) -> String {
+    format!(
+        "{}; give the blob with --config or --layer, or check an OCI layout that contains it",
+        rejection.message
+    )
 }
 
 fn load(args: &CheckArgs) -> Result<Artifact, String> {
@@ -311,14 +373,27 @@ fn load_files(
     tag: &str,
 ) -> Result<Artifact, String> {
     let body = read_document(manifest, "manifest")?;
+    let listed = listed_digests(&body);
     let mut blobs = MemoryBlobs::default();
+    let mut given = Vec::new();
     if let Some(config) = config {
-        blobs.insert(Bytes::from(read_document(config, "config")?));
+        let digest = blobs.insert(Bytes::from(read_document(config, "config")?));
+        given.push((config.to_path_buf(), digest));
     }
     for layer in layers {
-        let bytes = std::fs::read(layer)
+        let bytes = read_file(layer)
             .map_err(|error| format!("cannot read the layer {}: {error}", layer.display()))?;
-        blobs.insert(Bytes::from(bytes));
+        let digest = blobs.insert(Bytes::from(bytes));
+        given.push((layer.clone(), digest));
+    }
+    for (path, digest) in given {
+        if !listed.contains(&digest.to_string()) {
+            eprintln!(
+                "wasmgate check: note: {} ({digest}) matches no descriptor of {}, so it is not used",
+                path.display(),
+                manifest.display()
+            );
+        }
     }
     Ok(Artifact {
         content_type: content_type_of(&body),
@@ -327,6 +402,22 @@ fn load_files(
         origin: manifest.display().to_string(),
         tag: tag.to_owned(),
     })
+}
+
+/// Returns the digests of the config and layer descriptors of a manifest file, as written.
+fn listed_digests(body: &[u8]) -> Vec<String> {
+    let document: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let config = document["config"]["digest"].as_str();
+    let layers = document["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|layer| layer["digest"].as_str());
+    config
+        .into_iter()
+        .chain(layers)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Splits `DIR[:TAG]`. The tag is what follows the last colon when the part before it is a
@@ -394,6 +485,13 @@ fn load_layout(spec: &str) -> Result<Artifact, String> {
         })?;
     let blobs = LayoutBlobs { root: root.clone() };
     let body = read_document(&blobs.path_of(&digest), "manifest blob")?;
+    if !digest.matches(&body) {
+        return Err(format!(
+            "the manifest blob {} does not hash to {digest}, the digest that {} lists for it; the layout is damaged, so write it again",
+            blobs.path_of(&digest).display(),
+            index_path.display()
+        ));
+    }
     let content_type = entry["mediaType"]
         .as_str()
         .map_or_else(|| content_type_of(&body), str::to_owned);
@@ -413,7 +511,7 @@ fn load_layout(spec: &str) -> Result<Artifact, String> {
 /// world for a core module; one `application/wasm` layer titled with the file name.
 fn wrap_wasm(path: &Path, tag: &str) -> Result<Artifact, String> {
     let layer =
-        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        read_file(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     if wasm::inspect::classify_header(&layer).is_err() {
         let header: Vec<String> = layer
             .iter()
@@ -518,6 +616,9 @@ fn report(
         Ok(Judgement::Malformed(rejection)) => {
             report["decision"] = json!("deny");
             report["rule"] = Value::Null;
+            report["mode"] = Value::Null;
+            report["catalogs"] = json!([]);
+            report["referrer"] = json!(false);
             report["violations"] = json!([violation_json(rejection)]);
             report["warnings"] = json!([]);
         }

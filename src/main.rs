@@ -90,7 +90,13 @@ fn serve(args: ServeArgs) -> i32 {
     };
     if args.check_config {
         let policy = match &settings.policy {
-            Some((path, policy)) => format!("{} ({} rules)", path.display(), policy.rules.len()),
+            Some((path, policy)) => {
+                format!(
+                    "{} ({})",
+                    path.display(),
+                    counted(policy.rules.len(), "rule")
+                )
+            }
             None => "built-in default".to_owned(),
         };
         println!(
@@ -174,16 +180,16 @@ async fn run(settings: Settings) -> i32 {
             gate.policy.clone(),
             store::DEFAULT_POLL_INTERVAL,
         ));
-        #[cfg(unix)]
-        match store::reload_on_hangup(gate.policy.clone()) {
-            Ok(reloader) => {
-                tokio::spawn(reloader);
-            }
-            Err(error) => tracing::error!(
-                %error,
-                "cannot listen for SIGHUP; the policy reloads only when its file changes"
-            ),
+    }
+    #[cfg(unix)]
+    match store::reload_on_hangup(gate.policy.clone()) {
+        Ok(reloader) => {
+            tokio::spawn(reloader);
         }
+        Err(error) => tracing::error!(
+            %error,
+            "cannot listen for SIGHUP; the policy reloads only when its file changes"
+        ),
     }
     log_start(&gate.settings, listen, admin);
     let draining = gate.clone();

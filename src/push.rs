@@ -346,29 +346,58 @@ pub const STORED_DIGEST_HEADER: &str = "wasmgate-stored-digest";
 /// specification allows.
 const MAX_WARNING_BYTES: usize = 4096;
 
+/// Longest text of one warning; a longer one is cut and ends in "...".
+const MAX_WARNING_TEXT_BYTES: usize = 1024;
+
+/// Room kept in [`MAX_WARNING_BYTES`] for the note that says how many warnings were left out.
+const OMITTED_NOTE_BYTES: usize = 96;
+
 /// Adds one `Warning: 299 - "<text>"` header per warning, up to [`MAX_WARNING_BYTES`] in all.
+/// A warning longer than [`MAX_WARNING_TEXT_BYTES`] is cut, and when the rest do not fit, a
+/// last warning says how many were left out, so a client never mistakes a cut list for a
+/// whole one. The log and the audit event keep every warning whole.
 fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     let mut total = 0;
-    for warning in warnings {
-        let text: String = warning
-            .chars()
-            .map(|c| {
-                if c == '"' || c == '\\' || c.is_control() || !c.is_ascii() {
-                    '\''
-                } else {
-                    c
-                }
-            })
-            .collect();
-        let value = format!("299 - \"{text}\"");
-        total += value.len();
-        if total > MAX_WARNING_BYTES {
-            break;
+    for (index, warning) in warnings.iter().enumerate() {
+        let value = warning_value(warning);
+        let remaining = warnings.len() - index - 1;
+        let reserve = if remaining > 0 { OMITTED_NOTE_BYTES } else { 0 };
+        if total + value.len() + reserve > MAX_WARNING_BYTES {
+            let note = format!(
+                "299 - \"{} more warnings left out to keep the headers under {MAX_WARNING_BYTES} bytes; the gate's log has all of them\"",
+                warnings.len() - index
+            );
+            if let Ok(note) = HeaderValue::from_str(&note) {
+                headers.append(header::WARNING, note);
+            }
+            return;
         }
+        total += value.len();
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.append(header::WARNING, value);
         }
     }
+}
+
+/// Formats one warning as a header value: quotes, backslashes, control and non-ASCII
+/// characters become `'`, and the text is cut at [`MAX_WARNING_TEXT_BYTES`].
+fn warning_value(warning: &str) -> String {
+    let mut text: String = warning
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() || !c.is_ascii() {
+                '\''
+            } else {
+                c
+            }
+        })
+        .collect();
+    if text.len() > MAX_WARNING_TEXT_BYTES {
+        // Every character is ASCII by now, so any byte index is a character boundary.
+        text.truncate(MAX_WARNING_TEXT_BYTES - 3);
+        text.push_str("...");
+    }
+    format!("299 - \"{text}\"")
 }
 
 /// Reads the manifest body, stopping at `max_bytes`. A `Content-Length` above the cap is
@@ -446,4 +475,74 @@ fn collect_limited(
     limit: usize,
 ) -> impl Future<Output = Result<Collected<Bytes>, BoxError>> + Send {
     Limited::new(body, limit).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(headers: &HeaderMap) -> Vec<String> {
+        headers
+            .get_all(header::WARNING)
+            .iter()
+            .map(|value| value.to_str().expect("ASCII").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn warnings_fit_in_the_cap_with_a_note() {
+        let warnings: Vec<String> = (0..30)
+            .map(|index| format!("violation {index}: {}", "x".repeat(200)))
+            .collect();
+        let mut headers = HeaderMap::new();
+
+        add_warnings(&mut headers, &warnings);
+
+        let added = values(&headers);
+        let total: usize = added.iter().map(String::len).sum();
+        assert!(total <= MAX_WARNING_BYTES, "{total} bytes");
+        let note = added.last().expect("a note");
+        let shown = added.len() - 1;
+        assert_eq!(
+            *note,
+            format!(
+                "299 - \"{} more warnings left out to keep the headers under 4096 bytes; the gate's log has all of them\"",
+                30 - shown
+            )
+        );
+        assert!(added[0].starts_with("299 - \"violation 0: "));
+    }
+
+    #[test]
+    fn long_warning_is_cut_not_dropped() {
+        let mut headers = HeaderMap::new();
+
+        add_warnings(&mut headers, &["y".repeat(10_000)]);
+
+        let added = values(&headers);
+        assert_eq!(added.len(), 1);
+        assert!(
+            added[0].ends_with("...\""),
+            "{}",
+            &added[0][added[0].len() - 10..]
+        );
+        assert_eq!(added[0].len(), "299 - \"\"".len() + MAX_WARNING_TEXT_BYTES);
+    }
+
+    #[test]
+    fn warning_text_is_made_header_safe() {
+        let value = warning_value("rule \"aud-ünï\"\r\nX-Injected: 1 \\ end");
+
+        assert_eq!(value, "299 - \"rule 'aud-'n''''X-Injected: 1 ' end\"");
+        assert!(HeaderValue::from_str(&value).is_ok());
+    }
+
+    #[test]
+    fn every_warning_that_fits_is_kept() {
+        let mut headers = HeaderMap::new();
+
+        add_warnings(&mut headers, &["one".to_owned(), "two".to_owned()]);
+
+        assert_eq!(values(&headers), ["299 - \"one\"", "299 - \"two\""]);
+    }
 }

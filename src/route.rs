@@ -64,6 +64,16 @@ pub enum Route {
 }
 
 /// Classifies a request by method and path. Only `PUT` can be a manifest push.
+/// Returns whether `name` is a valid repository name in the distribution grammar.
+pub fn is_valid_name(name: &str) -> bool {
+    NAME.is_match(name)
+}
+
+/// Returns whether `tag` is a valid tag in the distribution grammar.
+pub fn is_valid_tag(tag: &str) -> bool {
+    TAG.is_match(tag)
+}
+
 pub fn classify(method: &Method, uri: &Uri) -> Route {
     if let Some(rejection) = check_target(method, uri) {
         return Route::Invalid(Box::new(rejection));

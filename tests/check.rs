@@ -271,6 +271,22 @@ fn an_oci_layout_is_checked_by_tag() {
     let run = wasmgate(&["check", "--oci-layout", &format!("{layout}:v2")]);
     assert_eq!(run.code, Some(2), "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("v2"), "{}", run.stderr);
+
+    // A manifest blob edited after the layout was written no longer matches its digest.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(directory.path().join("index.json")).expect("index"))
+            .expect("JSON index");
+    let digest = index["manifests"][0]["digest"].as_str().expect("digest");
+    let blob = directory
+        .path()
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let mut edited = std::fs::read(&blob).expect("manifest blob");
+    edited.push(b' ');
+    std::fs::write(&blob, edited).expect("edit manifest blob");
+    let run = wasmgate(&["check", "--oci-layout", &layout]);
+    assert_eq!(run.code, Some(2), "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("does not hash to"), "{}", run.stderr);
 }
 
 #[test]
@@ -314,10 +330,35 @@ fn unusable_input_exits_2() {
         "policy.toml",
         b"version = 1\n[default]\nmod = \"audit\"\n",
     );
-    let component = write(&directory, "app.wasm", &fixtures::component());
+    let component_bytes = fixtures::component();
+    let component = write(&directory, "app.wasm", &component_bytes);
+    let config = fixtures::to_bytes(&fixtures::component_config(&component_bytes));
+    let manifest = fixtures::manifest(
+        descriptor(WASM_CONFIG, &config),
+        vec![descriptor(WASM_LAYER, &component_bytes)],
+    );
+    let manifest = write(&directory, "manifest.json", &fixtures::to_bytes(&manifest));
+    let config = write(&directory, "config.json", &config);
 
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["check"], "nothing to check"),
+        (vec!["check", "/dev/zero"], "not a regular file"),
+        (
+            vec!["check", "--manifest", &manifest, "--layer", "/dev/zero"],
+            "not a regular file",
+        ),
+        (
+            vec!["check", "--manifest", &manifest, "--config", &config],
+            "give the blob with --config or --layer",
+        ),
+        (
+            vec!["check", &component, "--repository", "../etc"],
+            "not a valid repository name",
+        ),
+        (
+            vec!["check", &component, "--tag", "bad tag"],
+            "not a valid tag",
+        ),
         (vec!["check", &missing], "missing.wasm"),
         (vec!["check", &not_wasm], "is not a WebAssembly binary"),
         (vec!["check", &component, "--policy", &bad_policy], "line 3"),

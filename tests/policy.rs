@@ -459,17 +459,19 @@ struct Served {
 
 impl Served {
     fn start(upstream: &str, policy: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--upstream", upstream])
-            .arg("--policy")
-            .arg(policy)
+        Self::start_with(upstream, Some(policy))
+    }
+
+    fn start_with(upstream: &str, policy: Option<&Path>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmgate"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"])
+            .args(["--upstream", upstream]);
+        if let Some(policy) = policy {
+            command.arg("--policy").arg(policy);
+        }
+        let mut child = command
             .args(["--log-format", "json"])
             .env("WASMGATE_LOG", "info")
             .stdout(Stdio::null())
@@ -612,6 +614,21 @@ async fn sighup_reload_keeps_policy_on_invalid_file() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
     assert_eq!(reply.error()["detail"]["rule"], "artifact-not-admitted");
     assert_eq!(registry.stored_tags("charts/demo"), ["2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_policy_file_is_harmless() {
+    let registry = Registry::start();
+    let mut served = Served::start_with(&registry.url(), None);
+
+    served.hang_up();
+    served.wait_for(
+        "SIGHUP received; the built-in policy is in force, so there is no policy file to reload",
+        |_| true,
+    );
+
+    let reply = push_helm(&served.url, "charts/hangup", "1").await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,11 +7,23 @@ use http::HeaderValue;
 /// Tracing target of audit events.
 pub const TARGET: &str = "wasmgate::audit";
 
+/// Longest user name recorded, in characters. Any client can send any name, so a longer one
+/// is cut rather than let one request write an arbitrarily long log line.
+pub const MAX_USER_CHARS: usize = 256;
+
 /// Returns the user a request claims to be: the user name of Basic credentials, or the `sub`
 /// claim of a Bearer JWT. The token's signature is not verified, because the registry does
 /// that, so the name is what the client claims. The credential itself is never returned.
 pub fn user_of(authorization: Option<&HeaderValue>) -> Option<String> {
-    let text = authorization?.to_str().ok()?;
+    let user = claimed_user(authorization?)?;
+    Some(match user.char_indices().nth(MAX_USER_CHARS) {
+        Some((end, _)) => format!("{}...", &user[..end]),
+        None => user,
+    })
+}
+
+fn claimed_user(authorization: &HeaderValue) -> Option<String> {
+    let text = authorization.to_str().ok()?;
     let (scheme, credentials) = text.trim().split_once(' ')?;
     let credentials = credentials.trim();
     if scheme.eq_ignore_ascii_case("basic") {
@@ -42,6 +54,15 @@ mod tests {
 
     fn header(text: &str) -> HeaderValue {
         HeaderValue::from_str(text).expect("valid header")
+    }
+
+    #[test]
+    fn long_user_name_is_cut() {
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:pw", "é".repeat(1000)));
+        let user = user_of(Some(&header(&format!("Basic {encoded}")))).expect("a user");
+        assert_eq!(user.chars().count(), MAX_USER_CHARS + 3);
+        assert!(user.ends_with("é..."));
     }
 
     #[test]

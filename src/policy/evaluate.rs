@@ -118,9 +118,10 @@ pub async fn evaluate(
         .as_ref()
         .is_some_and(|config| LEGACY_CONFIGS.contains(&config.media_type.as_str()));
     // A legacy artifact that the rule rewrites is admitted as what it becomes; one that the
-    // rule rejects gets that rejection alone.
+    // rule rejects gets that rejection alone. Only the shapes that the rewrite handles become
+    // `wasm`, so a legacy config type on other layers is judged by its own catalogs.
     let mut judged_as = evaluation.catalogs.clone();
-    if legacy && rule.legacy == Legacy::Rewrite {
+    if legacy && rule.legacy == Legacy::Rewrite && rewrite::legacy_artifact(manifest).is_some() {
         judged_as.push(catalog::WASM.to_owned());
     }
     let mut violations = Vec::new();
@@ -168,7 +169,8 @@ pub async fn evaluate(
     evaluation.decision = match (violations.is_empty(), rule.mode) {
         (true, _) if evaluation.rewrite.is_some() => Decision::Rewrite,
         (true, _) => Decision::Allow,
-        (false, Mode::Audit) if evaluation.rewrite.is_some() => Decision::Rewrite,
+        // A rewrite with violations is still forwarded in audit mode, and audit pipelines
+        // look for would_deny, so that decision wins; `rewrite` stays set for the push path.
         (false, Mode::Audit) => Decision::WouldDeny,
         (false, _) => Decision::Deny,
     };
@@ -392,22 +394,44 @@ fn check_constraints(
 ) -> Vec<Rejection> {
     let mut violations = Vec::new();
 
-    if let (Some(allowed), Some(os)) = (&constraints.os, claimed_os)
-        && !allowed.contains(&os)
-    {
-        let allowed: Vec<String> = allowed.iter().map(ToString::to_string).collect();
-        violations.push(
-            Rejection::manifest_invalid(
-                Rule::WasmOsNotAllowed,
-                format!(
-                    "config.os is {os}, and this repository admits only {}; build for an allowed target",
-                    allowed.join(", ")
-                ),
-            )
-            .at("config.os")
-            .expected(allowed)
-            .found(os.to_string()),
-        );
+    if let Some(allowed) = &constraints.os {
+        let names: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+        // The binary decides the target too: a core module is a wasip1 artifact and a
+        // component a wasip2 one, whatever its config claims.
+        let binary_os = match inspection.kind {
+            BinaryKind::CoreModule => Os::Wasip1,
+            BinaryKind::Component => Os::Wasip2,
+        };
+        if let Some(os) = claimed_os
+            && !allowed.contains(&os)
+        {
+            violations.push(
+                Rejection::manifest_invalid(
+                    Rule::WasmOsNotAllowed,
+                    format!(
+                        "config.os is {os}, and this repository admits only {}; build for an allowed target",
+                        names.join(", ")
+                    ),
+                )
+                .at("config.os")
+                .expected(names.clone())
+                .found(os.to_string()),
+            );
+        } else if !allowed.contains(&binary_os) {
+            violations.push(
+                Rejection::manifest_invalid(
+                    Rule::WasmOsNotAllowed,
+                    format!(
+                        "layer {} is {}, which targets {binary_os}, and this repository admits only {}; build for an allowed target",
+                        layer.digest,
+                        inspection.kind.describe(),
+                        names.join(", ")
+                    ),
+                )
+                .expected(names)
+                .found(binary_os.to_string()),
+            );
+        }
     }
 
     if constraints.require_component && inspection.kind != BinaryKind::Component {

@@ -50,7 +50,7 @@ struct RuleTable {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct WasmTable {
-    os: Option<Vec<OsName>>,
+    os: Option<Spanned<Vec<OsName>>>,
     #[serde(default)]
     require_component: bool,
     max_layer_bytes: Option<u64>,
@@ -140,6 +140,20 @@ pub(super) fn parse(text: &str, source: &str) -> Result<Policy, PolicyError> {
                 format!(
                     "two rules are named {:?}; give each rule its own name, because audit events and errors report it",
                     rule.name
+                ),
+            ));
+        }
+        if let Some(earlier) = rules.iter().find(|earlier: &&PolicyRule| {
+            earlier
+                .repositories
+                .iter()
+                .any(|glob| glob.as_str() == "**")
+        }) {
+            return Err(locator.error(
+                table.get_ref().name.as_ref().map(Spanned::span),
+                format!(
+                    "rule {:?} can never apply, because rule {:?} before it matches every repository with \"**\"; move it above {:?}, or put the catch-all in [default]",
+                    rule.name, earlier.name, earlier.name
                 ),
             ));
         }
@@ -262,6 +276,14 @@ fn rule(
             if name.get_ref().trim().is_empty() {
                 return Err(locator.error(Some(name.span()), format!("{key}.name is empty")));
             }
+            if name.get_ref() == "default" {
+                return Err(locator.error(
+                    Some(name.span()),
+                    format!(
+                        "{key}.name: \"default\" is the name of the [default] rule; give this rule another name"
+                    ),
+                ));
+            }
             let globs = table.repositories.as_ref().ok_or_else(|| {
                 locator.error(
                     Some(span.clone()),
@@ -280,7 +302,17 @@ fn rule(
                 .get_ref()
                 .iter()
                 .map(|glob| {
-                    RepositoryGlob::parse(glob.get_ref()).map_err(|error| {
+                    let text = glob.get_ref();
+                    if text.chars().any(|c| c.is_ascii_uppercase()) {
+                        return Err(locator.error(
+                            Some(glob.span()),
+                            format!(
+                                "{key}.repositories: {text:?} has uppercase letters, but repository names are lowercase, so it would never match; write {:?}",
+                                text.to_ascii_lowercase()
+                            ),
+                        ));
+                    }
+                    RepositoryGlob::parse(text).map_err(|error| {
                         locator.error(Some(glob.span()), format!("{key}.repositories: {error}"))
                     })
                 })
@@ -305,6 +337,14 @@ fn rule(
     };
 
     let admit = match &table.admit {
+        Some(list) if list.get_ref().is_empty() => {
+            return Err(locator.error(
+                Some(list.span()),
+                format!(
+                    "{key}.admit is empty, so nothing could be pushed; list the catalogs to admit, such as [\"wasm\"]"
+                ),
+            ));
+        }
         Some(list) => admitted_catalogs(locator, list, &format!("{key}.admit"), known)?,
         None => Admit::Any,
     };
@@ -373,9 +413,20 @@ fn wasm_constraints(
     table: &WasmTable,
     key: &str,
 ) -> Result<WasmConstraints, PolicyError> {
+    if let Some(os) = &table.os
+        && os.get_ref().is_empty()
+    {
+        return Err(locator.error(
+            Some(os.span()),
+            format!(
+                "{key}.os is empty, so no WebAssembly artifact could be pushed; list \"wasip1\", \"wasip2\" or both, or leave the key out to allow any"
+            ),
+        ));
+    }
     Ok(WasmConstraints {
         os: table.os.as_ref().map(|values| {
             values
+                .get_ref()
                 .iter()
                 .map(|os| match os {
                     OsName::Wasip1 => Os::Wasip1,

@@ -113,7 +113,8 @@ pub fn watch_file(
 
 /// Listens for SIGHUP now and returns the task that reloads the policy on each one. The
 /// signal is registered before this returns, so a SIGHUP sent after startup is logged can
-/// never fall back to its default action, which ends the process.
+/// never fall back to its default action, which ends the process. Without a policy file the
+/// task only logs the signal, so that `systemctl reload` or log rotation cannot end the gate.
 #[cfg(unix)]
 pub fn reload_on_hangup(
     store: Arc<PolicyStore>,
@@ -122,7 +123,13 @@ pub fn reload_on_hangup(
     let mut hangups = signal(SignalKind::hangup())?;
     Ok(async move {
         while hangups.recv().await.is_some() {
-            store.reload_and_log("SIGHUP");
+            if store.path().is_some() {
+                store.reload_and_log("SIGHUP");
+            } else {
+                tracing::info!(
+                    "SIGHUP received; the built-in policy is in force, so there is no policy file to reload"
+                );
+            }
         }
     })
 }

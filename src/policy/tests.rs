@@ -478,6 +478,77 @@ async fn legacy_rewrite_is_admitted_as_what_it_becomes() {
 }
 
 #[tokio::test]
+async fn legacy_config_on_other_layers_is_not_admitted_as_wasm() {
+    let policy = policy("version = 1\n[default]\nadmit = [\"wasm\"]\nlegacy = \"rewrite\"\n");
+    let config = b"{}".to_vec();
+    let archive = b"a tar archive".to_vec();
+    let mut blobs = MemoryBlobs::default();
+    blobs.insert(Bytes::from(config.clone()));
+    blobs.insert(Bytes::from(archive.clone()));
+    let document = json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_MANIFEST,
+        "config": descriptor("application/vnd.module.wasm.config.v1+json", &config),
+        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", &archive)],
+    });
+    let push = Push::from_document(document, blobs);
+
+    let evaluation = judge(&policy, "r", &push).await;
+
+    assert_eq!(rules_of(&evaluation), [Rule::ArtifactNotAdmitted]);
+    assert!(evaluation.rewrite.is_none());
+}
+
+#[tokio::test]
+async fn audited_rewrite_with_violations_would_deny() {
+    let policy = policy(
+        "version = 1\n[default]\nmode = \"audit\"\nlegacy = \"rewrite\"\n[default.wasm]\nrequire-component = true\n",
+    );
+
+    let evaluation = judge(&policy, "r", &Push::legacy(&core_module())).await;
+
+    assert_eq!(evaluation.decision, Decision::WouldDeny);
+    assert!(evaluation.rewrite.is_some(), "the push is still rewritten");
+    assert_eq!(rules_of(&evaluation), [Rule::ComponentRequired]);
+}
+
+#[tokio::test]
+async fn os_rule_reads_the_binary_not_only_the_config() {
+    let policy = policy("version = 1\n[default.wasm]\nos = [\"wasip2\"]\n");
+    // A core module whose config claims wasip2, as wkg writes it.
+    let module = core_module();
+    let config = serde_json::to_vec(&json!({
+        "created": "2026-12-04T12:00:00Z",
+        "architecture": "wasm",
+        "os": "wasip2",
+        "layerDigests": [sha256(&module)],
+        "component": { "imports": [], "exports": [], "target": null }
+    }))
+    .expect("serializes");
+    let mut blobs = MemoryBlobs::default();
+    blobs.insert(Bytes::from(config.clone()));
+    blobs.insert(Bytes::from(module.clone()));
+    let document = json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_MANIFEST,
+        "config": descriptor(crate::wasm::WASM_CONFIG, &config),
+        "layers": [descriptor(crate::wasm::WASM_LAYER, &module)],
+    });
+    let push = Push::from_document(document, blobs);
+
+    let evaluation = judge(&policy, "r", &push).await;
+
+    assert_eq!(rules_of(&evaluation), [Rule::WasmOsNotAllowed]);
+    assert!(
+        evaluation.violations[0]
+            .message
+            .contains("core module, which targets wasip1"),
+        "{}",
+        evaluation.violations[0].message
+    );
+}
+
+#[tokio::test]
 async fn wasm_constraints_use_the_binary() {
     let sockets = component_importing("wasi:sockets/tcp@0.2.0");
     let environment = component_importing("wasi:cli/environment@0.2.0");
@@ -614,6 +685,31 @@ fn invalid_policies_name_line_and_key() {
             "version = 1\n[[rules]]\nname = \"a\"\nrepositories = [\"a\"]\n[[rules]]\nname = \"a\"\nrepositories = [\"b\"]\n",
             "line 6",
             "two rules are named \"a\"",
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"default\"\nrepositories = [\"a\"]\n",
+            "line 3",
+            "\"default\" is the name of the [default] rule",
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\nrepositories = [\"Prod/**\"]\n",
+            "line 4",
+            "has uppercase letters",
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"all\"\nrepositories = [\"**\"]\n[[rules]]\nname = \"late\"\nrepositories = [\"prod/**\"]\n",
+            "line 6",
+            "rule \"late\" can never apply",
+        ),
+        (
+            "version = 1\n[default]\nadmit = []\n",
+            "line 3",
+            "default.admit is empty",
+        ),
+        (
+            "version = 1\n[default.wasm]\nos = []\n",
+            "line 3",
+            "default.wasm.os is empty",
         ),
         (
             "version = 1\n[default]\nrepositories = [\"x\"]\n",

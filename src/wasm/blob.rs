@@ -78,7 +78,7 @@ pub fn verify_digest(
         ErrorCode::DigestInvalid,
         rule,
         format!(
-            "the registry returned bytes for {} that hash to {actual}, not {}",
+            "the stored bytes of {} hash to {actual}, not {}; push the blob again",
             role.describe(),
             descriptor.digest
         ),
