@@ -158,6 +158,8 @@ pub async fn evaluate(
             Err(GateError::Rejected(rejection)) => violations.push(*rejection),
             Err(error) => return Err(error),
         }
+    } else if !rule.wasm.is_empty() {
+        check_other_wasm_layers(&rule.wasm, manifest, blobs, options, &mut violations).await?;
     }
 
     for violation in &mut violations {
@@ -380,6 +382,40 @@ async fn check_legacy(
         }
         Err(GateError::Rejected(rejection)) => violations.push(*rejection),
         Err(error) => return Err(error),
+    }
+    Ok(())
+}
+
+/// WebAssembly layer types of layouts other than the CNCF and legacy ones: Spin applications
+/// and containerd runwasi images.
+const OTHER_WASM_LAYERS: &[&str] = &[
+    "application/vnd.wasm.content.layer.v1+wasm",
+    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
+    "application/vnd.bytecodealliance.wasm.module.layer.v0+wasm",
+];
+
+/// Applies the rule's WebAssembly constraints to every WebAssembly layer of a Spin or runwasi
+/// artifact, inspecting each binary, so that these layouts cannot carry a component past a
+/// capability rule. Such artifacts have no CNCF config, so there is no `os` claim to check.
+async fn check_other_wasm_layers(
+    constraints: &WasmConstraints,
+    manifest: &Manifest,
+    blobs: &impl BlobSource,
+    options: &WasmOptions<'_>,
+    violations: &mut Vec<Rejection>,
+) -> Result<(), GateError> {
+    for (index, layer) in manifest.layers.iter().enumerate() {
+        let media_type = layer.media_type.to_ascii_lowercase();
+        if !OTHER_WASM_LAYERS.contains(&media_type.as_str()) {
+            continue;
+        }
+        match wasm::inspect_layer(layer, index, blobs, options).await {
+            Ok(inspection) => {
+                violations.extend(check_constraints(constraints, layer, &inspection, None));
+            }
+            Err(GateError::Rejected(rejection)) => violations.push(*rejection),
+            Err(error) => return Err(error),
+        }
     }
     Ok(())
 }

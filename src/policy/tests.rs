@@ -513,6 +513,47 @@ async fn audited_rewrite_with_violations_would_deny() {
 }
 
 #[tokio::test]
+async fn runwasi_and_spin_layers_meet_capability_rules() {
+    let policy = policy(
+        "version = 1\n[default]\nadmit = [\"runwasi\", \"spin\"]\n[default.wasm.imports]\ndeny = [\"wasi:sockets/*\"]\n",
+    );
+    let with_sockets = component_importing("wasi:sockets/tcp@0.2.0");
+    let clean = component_importing("wasi:cli/environment@0.2.0");
+    let image_config = b"{\"architecture\":\"wasm\",\"os\":\"wasip2\"}".to_vec();
+    let push_with = |layer_type: &str, layer: &[u8]| {
+        let mut blobs = MemoryBlobs::default();
+        blobs.insert(Bytes::from(image_config.clone()));
+        blobs.insert(Bytes::copy_from_slice(layer));
+        let document = json!({
+            "schemaVersion": 2,
+            "mediaType": manifest::OCI_MANIFEST,
+            "config": descriptor("application/vnd.oci.image.config.v1+json", &image_config),
+            "layers": [descriptor(layer_type, layer)],
+        });
+        Push::from_document(document, blobs)
+    };
+
+    for layer_type in [
+        "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
+        "application/vnd.wasm.content.layer.v1+wasm",
+    ] {
+        let denied = judge(&policy, "r", &push_with(layer_type, &with_sockets)).await;
+        assert_eq!(rules_of(&denied), [Rule::ImportDenied], "{layer_type}");
+
+        let allowed = judge(&policy, "r", &push_with(layer_type, &clean)).await;
+        assert_eq!(
+            allowed.decision,
+            Decision::Allow,
+            "{layer_type}: {:?}",
+            allowed.violations
+        );
+
+        let not_wasm = judge(&policy, "r", &push_with(layer_type, b"not wasm")).await;
+        assert_eq!(rules_of(&not_wasm), [Rule::LayerNotWasm], "{layer_type}");
+    }
+}
+
+#[tokio::test]
 async fn os_rule_reads_the_binary_not_only_the_config() {
     let policy = policy("version = 1\n[default.wasm]\nos = [\"wasip2\"]\n");
     // A core module whose config claims wasip2, as wkg writes it.
