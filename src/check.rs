@@ -23,6 +23,9 @@ pub const EXIT_DENIED: i32 = 1;
 /// Exit code: the arguments or the input files are unusable.
 pub const EXIT_INPUT: i32 = 2;
 
+/// Tag a push is judged under when neither --tag nor the OCI layout names one.
+const DEFAULT_TAG: &str = "latest";
+
 /// Largest manifest or config file read.
 const MAX_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -47,9 +50,10 @@ pub struct CheckArgs {
     #[arg(long = "layer", value_name = "FILE", requires = "manifest")]
     pub layers: Vec<PathBuf>,
 
-    /// OCI image layout directory, with the tag to check after a colon when the layout has
-    /// more than one manifest.
-    #[arg(long, value_name = "DIR[:TAG]")]
+    /// OCI image layout directory, with the manifest to check after a colon (a tag) or an
+    /// at sign (a digest, for untagged manifests such as referrers) when the layout has more
+    /// than one manifest.
+    #[arg(long, value_name = "DIR[:TAG|@DIGEST]")]
     pub oci_layout: Option<String>,
 
     /// Repository the push would go to, which selects the policy rule [default: judged by
@@ -57,9 +61,10 @@ pub struct CheckArgs {
     #[arg(long, value_name = "NAME")]
     pub repository: Option<String>,
 
-    /// Tag the push would use; tags such as sha256-<hex> mark referrers.
-    #[arg(long, value_name = "TAG", default_value = "latest")]
-    pub tag: String,
+    /// Tag the push would use; tags such as sha256-<hex> mark referrers [default: the
+    /// layout's tag for --oci-layout, else latest].
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
 
     /// Policy file [default: the built-in policy].
     #[arg(long, value_name = "FILE", env = "WASMGATE_POLICY")]
@@ -230,10 +235,12 @@ pub fn run(args: &CheckArgs) -> i32 {
         );
         return EXIT_INPUT;
     }
-    if !crate::route::is_valid_tag(&args.tag) {
+    if let Some(tag) = &args.tag
+        && !crate::route::is_valid_tag(tag)
+    {
         eprintln!(
             "wasmgate check: --tag {:?} is not a valid tag; a tag has up to 128 letters, digits, '_', '.' and '-', and does not start with '.' or '-'",
-            args.tag
+            tag
         );
         return EXIT_INPUT;
     }
@@ -341,15 +348,20 @@ fn missing_blob_message(rejection: &Rejection) -> String {
 
 fn load(args: &CheckArgs) -> Result<Artifact, String> {
     if let Some(path) = &args.wasm {
-        return wrap_wasm(path, &args.tag);
+        return wrap_wasm(path, args.tag.as_deref().unwrap_or(DEFAULT_TAG));
     }
     if let Some(path) = &args.manifest {
-        return load_files(path, args.config.as_deref(), &args.layers, &args.tag);
+        return load_files(
+            path,
+            args.config.as_deref(),
+            &args.layers,
+            args.tag.as_deref().unwrap_or(DEFAULT_TAG),
+        );
     }
     if let Some(spec) = &args.oci_layout {
-        return load_layout(spec);
+        return load_layout(spec, args.tag.as_deref());
     }
-    Err("nothing to check; pass a .wasm file, --manifest FILE or --oci-layout DIR[:TAG] (see --help)".to_owned())
+    Err("nothing to check; pass a .wasm file, --manifest FILE or --oci-layout DIR[:TAG|@DIGEST] (see --help)".to_owned())
 }
 
 /// The media type a manifest file announces: its `mediaType` field, else an OCI index when
@@ -420,21 +432,36 @@ fn listed_digests(body: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Splits `DIR[:TAG]`. The tag is what follows the last colon when the part before it is a
-/// directory, so paths that contain colons still work.
-fn split_layout(spec: &str) -> (PathBuf, Option<String>) {
+/// The manifest of an OCI layout to check.
+enum Selector {
+    Tag(String),
+    Digest(String),
+}
+
+/// Splits `DIR[:TAG|@DIGEST]`. The tag or digest counts only when the part before it is a
+/// directory, so paths that contain colons or at signs still work.
+fn split_layout(spec: &str) -> (PathBuf, Option<Selector>) {
+    if let Some((dir, digest)) = spec.rsplit_once('@')
+        && Digest::parse(digest, "digest").is_ok()
+        && Path::new(dir).is_dir()
+    {
+        return (
+            PathBuf::from(dir),
+            Some(Selector::Digest(digest.to_owned())),
+        );
+    }
     if let Some((dir, tag)) = spec.rsplit_once(':')
         && !tag.is_empty()
         && !tag.contains('/')
         && Path::new(dir).is_dir()
     {
-        return (PathBuf::from(dir), Some(tag.to_owned()));
+        return (PathBuf::from(dir), Some(Selector::Tag(tag.to_owned())));
     }
     (PathBuf::from(spec), None)
 }
 
-fn load_layout(spec: &str) -> Result<Artifact, String> {
-    let (root, tag) = split_layout(spec);
+fn load_layout(spec: &str, tag_override: Option<&str>) -> Result<Artifact, String> {
+    let (root, selector) = split_layout(spec);
     let index_path = root.join("index.json");
     let index: Value = serde_json::from_slice(&read_document(&index_path, "OCI layout index")?)
         .map_err(|error| format!("{} is not valid JSON: {error}", index_path.display()))?;
@@ -444,14 +471,23 @@ fn load_layout(spec: &str) -> Result<Artifact, String> {
             .as_str()
             .map(str::to_owned)
     };
-    let entry = match &tag {
-        Some(tag) => entries
+    let entry = match &selector {
+        Some(Selector::Tag(tag)) => entries
             .iter()
             .find(|entry| name_of(entry).as_deref() == Some(tag.as_str()))
             .ok_or_else(|| {
                 let names: Vec<String> = entries.iter().filter_map(name_of).collect();
                 format!(
                     "the OCI layout {} has no manifest tagged {tag:?}; its tags are {names:?}",
+                    root.display()
+                )
+            })?,
+        Some(Selector::Digest(digest)) => entries
+            .iter()
+            .find(|entry| entry["digest"].as_str() == Some(digest.as_str()))
+            .ok_or_else(|| {
+                format!(
+                    "the OCI layout {} lists no manifest {digest} in its index.json",
                     root.display()
                 )
             })?,
@@ -466,7 +502,7 @@ fn load_layout(spec: &str) -> Result<Artifact, String> {
             _ => {
                 let names: Vec<String> = entries.iter().filter_map(name_of).collect();
                 return Err(format!(
-                    "the OCI layout {} has {} manifests; name one as {}:TAG (tags: {names:?})",
+                    "the OCI layout {} has {} manifests; name one as {}:TAG or DIR@DIGEST (tags: {names:?})",
                     root.display(),
                     entries.len(),
                     root.display()
@@ -500,9 +536,13 @@ fn load_layout(spec: &str) -> Result<Artifact, String> {
         content_type,
         blobs: Blobs::Layout(blobs),
         origin: format!("{} ({digest})", root.display()),
-        tag: tag
-            .or_else(|| name_of(entry))
-            .unwrap_or_else(|| "latest".to_owned()),
+        tag: tag_override
+            .map(str::to_owned)
+            .or_else(|| match selector {
+                Some(Selector::Tag(tag)) => Some(tag),
+                _ => name_of(entry),
+            })
+            .unwrap_or_else(|| DEFAULT_TAG.to_owned()),
     })
 }
 

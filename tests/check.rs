@@ -277,6 +277,19 @@ fn an_oci_layout_is_checked_by_tag() {
         serde_json::from_slice(&std::fs::read(directory.path().join("index.json")).expect("index"))
             .expect("JSON index");
     let digest = index["manifests"][0]["digest"].as_str().expect("digest");
+
+    // Selected by digest, as untagged referrers must be; --tag sets the tag it is judged under.
+    let run = wasmgate(&[
+        "check",
+        "--oci-layout",
+        &format!("{layout}@{digest}"),
+        "--tag",
+        "v9",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["tag"], "v9");
     let blob = directory
         .path()
         .join("blobs/sha256")
