@@ -1,6 +1,6 @@
 //! `wasmgate check`: the policy engine offline, for CI pipelines. It judges a manifest with
 //! its blobs from files, an OCI image layout on disk, or a `.wasm` file wrapped the way
-//! `wkg oci push` wraps it, and exits 0 when the gate would accept the push, 1 when it would
+//! `wkg oci push` wraps it. It exits 0 when the gate would accept the push, 1 when it would
 //! reject it, and 2 on a usage or input error.
 
 use std::path::{Path, PathBuf};

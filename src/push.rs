@@ -346,15 +346,15 @@ pub const STORED_DIGEST_HEADER: &str = "wasmgate-stored-digest";
 /// specification allows.
 const MAX_WARNING_BYTES: usize = 4096;
 
-/// Longest text of one warning; a longer one is cut and ends in "...".
+/// Maximum length of one warning text; a longer one is cut and ends in "...".
 const MAX_WARNING_TEXT_BYTES: usize = 1024;
 
-/// Room kept in [`MAX_WARNING_BYTES`] for the note that says how many warnings were left out.
+/// Room kept in [`MAX_WARNING_BYTES`] for the note that counts the warnings left out.
 const OMITTED_NOTE_BYTES: usize = 96;
 
 /// Adds one `Warning: 299 - "<text>"` header per warning, up to [`MAX_WARNING_BYTES`] in all.
 /// A warning longer than [`MAX_WARNING_TEXT_BYTES`] is cut, and when the rest do not fit, a
-/// last warning says how many were left out, so a client never mistakes a cut list for a
+/// last warning counts those left out, so a client never mistakes a cut list for a
 /// whole one. The log and the audit event keep every warning whole.
 fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     let mut total = 0;

@@ -47,7 +47,8 @@ fn example(name: &str) -> String {
         .to_string()
 }
 
-/// A component with one instance import per name in `imports` and one exported instance.
+/// Builds a component with one instance import per name in `imports` and one exported
+/// instance.
 fn component_with(imports: &[&str], export: &str) -> Vec<u8> {
     let imports: String = imports
         .iter()
@@ -73,7 +74,7 @@ fn write(directory: &TempDir, name: &str, bytes: &[u8]) -> String {
 }
 
 #[test]
-fn a_component_file_is_previewed_and_allowed() {
+fn check_allows_component_file() {
     let directory = TempDir::new().expect("temporary directory");
     let wasm = write(&directory, "app.wasm", &fixtures::component());
 
@@ -105,7 +106,7 @@ fn a_component_file_is_previewed_and_allowed() {
 }
 
 #[test]
-fn a_component_importing_sockets_is_denied_in_production() {
+fn check_denies_sockets_in_production() {
     let directory = TempDir::new().expect("temporary directory");
     let wasm = write(&directory, "api.wasm", &component_with(&[SOCKETS], HANDLER));
     let policy = example("production-capabilities.toml");
@@ -176,7 +177,7 @@ fn a_component_importing_sockets_is_denied_in_production() {
 }
 
 #[test]
-fn a_manifest_is_checked_against_its_config_and_layer() {
+fn check_compares_config_with_layer() {
     let directory = TempDir::new().expect("temporary directory");
     let component = fixtures::component();
     let honest = fixtures::to_bytes(&fixtures::component_config(&component));
@@ -248,7 +249,7 @@ fn write_layout(directory: &Path, tag: &str, layer: &[u8]) {
 }
 
 #[test]
-fn an_oci_layout_is_checked_by_tag() {
+fn check_reads_oci_layout() {
     let directory = TempDir::new().expect("temporary directory");
     write_layout(directory.path(), "v1", &fixtures::component());
     let layout = directory.path().display().to_string();
@@ -303,7 +304,7 @@ fn an_oci_layout_is_checked_by_tag() {
 }
 
 #[test]
-fn a_kind_outside_the_rule_is_denied_with_a_fix() {
+fn check_denies_kind_outside_rule() {
     let directory = TempDir::new().expect("temporary directory");
     let config = br#"{"name":"demo","version":"0.1.0"}"#;
     let chart = b"chart bytes";

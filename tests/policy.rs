@@ -55,7 +55,8 @@ async fn push_helm(gate: &str, repository: &str, tag: &str) -> Reply {
     .await
 }
 
-/// A component with one instance import per name in `imports` and one exported instance.
+/// Builds a component with one instance import per name in `imports` and one exported
+/// instance.
 fn component_with(imports: &[&str], export: &str) -> Vec<u8> {
     let imports: String = imports
         .iter()
@@ -215,7 +216,7 @@ async fn enforce_rejects_audit_warns_and_off_forwards() {
 }
 
 #[tokio::test]
-async fn the_first_matching_rule_wins() {
+async fn rules_first_match_wins() {
     let registry = Registry::start();
     let policy = policy_from(
         r#"
@@ -632,7 +633,7 @@ async fn sighup_without_policy_file_is_harmless() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_file_is_reloaded_without_a_signal() {
+async fn policy_file_change_reloads() {
     let registry = Registry::start();
     let directory = tempfile::tempdir().expect("temporary directory");
     let path = directory.path().join("policy.toml");

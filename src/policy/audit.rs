@@ -7,7 +7,7 @@ use http::HeaderValue;
 /// Tracing target of audit events.
 pub const TARGET: &str = "wasmgate::audit";
 
-/// Longest user name recorded, in characters. Any client can send any name, so a longer one
+/// Maximum length of a recorded user name, in characters. Any client can send any name, so a longer one
 /// is cut rather than let one request write an arbitrarily long log line.
 pub const MAX_USER_CHARS: usize = 256;
 

@@ -171,8 +171,8 @@ pub async fn evaluate(
     evaluation.decision = match (violations.is_empty(), rule.mode) {
         (true, _) if evaluation.rewrite.is_some() => Decision::Rewrite,
         (true, _) => Decision::Allow,
-        // A rewrite with violations is still forwarded in audit mode, and audit pipelines
-        // look for would_deny, so that decision wins; `rewrite` stays set for the push path.
+        // Audit mode still forwards a rewrite with violations. Audit pipelines look for
+        // would_deny, so that decision wins, and `rewrite` stays set for the push path.
         (false, Mode::Audit) => Decision::WouldDeny,
         (false, _) => Decision::Deny,
     };
