@@ -147,6 +147,19 @@ expect_render_failure "additional properties 'upstreem' not allowed" --set gate.
 expect_render_failure "got string, want integer" --set-string gate.port=5050
 expect_render_failure "tls.enabled needs tls.secretName" --set tls.enabled=true
 expect_render_failure "must exceed preStopSleepSeconds" --set terminationGracePeriodSeconds=30
+# The chart always passes --policy, which wasmgate rejects together with --rewrite-legacy;
+# the policy's legacy = "rewrite" replaces the removed value.
+expect_render_failure "additional properties 'rewriteLegacy' not allowed" --set gate.rewriteLegacy=true
+
+step "checking that the validator rejects a gate that would not start"
+helm template wasmgate "$CHART" --namespace registry --kube-version "$KUBE_VERSION" \
+    --set-json 'extraArgs=["--rewrite-legacy"]' > "$OUT/helm-rewrite-legacy.yaml"
+if output=$("$VALIDATE" check -wasmgate "$WASMGATE_BIN" -root "$OUT/root-helm-rewrite-legacy" "$OUT/helm-rewrite-legacy.yaml" 2>&1); then
+    fail "the validator accepted --rewrite-legacy next to --policy, which makes wasmgate exit with 64"
+fi
+grep -qF -- "--rewrite-legacy applies to the built-in policy only" <<<"$output" \
+    || fail "the validator rejected --rewrite-legacy with --policy for another reason: $output"
+echo "rejected as expected: --rewrite-legacy with --policy"
 
 step "checking that a policy change rolls the Pods"
 annotation() {
