@@ -4,12 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -162,6 +164,7 @@ func checkGatePod(cluster *Cluster, gate Gate, options CheckOptions, failures *F
 	checkSecurity(gate, failures)
 	checkResources(gate, failures)
 	checkTermination(gate, failures)
+	checkFSGroupChangePolicy(gate, failures)
 	checkSidecarRegistry(gate, failures)
 	if listenPort != 0 {
 		checkGateServices(cluster, gate, listenPort, adminPort, failures)
@@ -343,47 +346,138 @@ func checkResources(gate Gate, failures *Failures) {
 	}
 }
 
+// terminationGrace returns the Pod's terminationGracePeriodSeconds or the Kubernetes default.
+func terminationGrace(pod *corev1.PodSpec) int64 {
+	if pod.TerminationGracePeriodSeconds != nil {
+		return *pod.TerminationGracePeriodSeconds
+	}
+	return int64(corev1.DefaultTerminationGracePeriodSeconds)
+}
+
+// preStopSleep returns the seconds of a container's preStop sleep action, 0 without a
+// preStop hook, and found=false for a preStop hook that is not a sleep.
+func preStopSleep(container *corev1.Container) (seconds int64, found bool) {
+	lifecycle := container.Lifecycle
+	if lifecycle == nil || lifecycle.PreStop == nil {
+		return 0, true
+	}
+	if lifecycle.PreStop.Sleep == nil {
+		return 0, false
+	}
+	return lifecycle.PreStop.Sleep.Seconds, true
+}
+
 // checkTermination checks that Kubernetes waits for the preStop sleep plus the gate's own
 // drain (--shutdown-grace) before it kills the container.
 func checkTermination(gate Gate, failures *Failures) {
-	grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
-	if gate.Pod.TerminationGracePeriodSeconds != nil {
-		grace = *gate.Pod.TerminationGracePeriodSeconds
-	}
-	var preStop int64
-	if lifecycle := gate.Container.Lifecycle; lifecycle != nil && lifecycle.PreStop != nil {
-		if lifecycle.PreStop.Sleep == nil {
-			failures.Add(gate.Named.Document, "the preStop hook of container %q is not a sleep; the image has no shell", gate.Container.Name)
-		} else {
-			preStop = lifecycle.PreStop.Sleep.Seconds
-		}
+	grace := terminationGrace(gate.Pod)
+	preStop, isSleep := preStopSleep(gate.Container)
+	if !isSleep {
+		failures.Add(gate.Named.Document, "the preStop hook of container %q is not a sleep; the image has no shell", gate.Container.Name)
 	}
 	if needed := preStop + gate.Settings.ShutdownGrace; grace <= needed {
 		failures.Add(gate.Named.Document, "terminationGracePeriodSeconds %d is not above the preStop sleep (%d s) plus --shutdown-grace (%d s)", grace, preStop, gate.Settings.ShutdownGrace)
 	}
 }
 
-// checkSidecarRegistry checks a registry container in the gate's Pod: it must listen on
-// loopback only, so that clients cannot bypass the gate, and be the gate's upstream.
+// checkFSGroupChangePolicy checks that a Pod which sets fsGroup on a PersistentVolumeClaim
+// uses fsGroupChangePolicy OnRootMismatch. The default, Always, changes the ownership of
+// every file on the volume at each start, which takes minutes on a registry's storage.
+func checkFSGroupChangePolicy(gate Gate, failures *Failures) {
+	context := gate.Pod.SecurityContext
+	if context == nil || context.FSGroup == nil {
+		return
+	}
+	hasClaim := slices.ContainsFunc(gate.Pod.Volumes, func(volume corev1.Volume) bool {
+		return volume.PersistentVolumeClaim != nil
+	})
+	policy := context.FSGroupChangePolicy
+	if hasClaim && (policy == nil || *policy != corev1.FSGroupChangeOnRootMismatch) {
+		failures.Add(gate.Named.Document, "the Pod sets fsGroup on a PersistentVolumeClaim without fsGroupChangePolicy OnRootMismatch, so every start changes the ownership of every stored file")
+	}
+}
+
+// checkSidecarRegistry checks a registry container in the gate's Pod, recognised by
+// Distribution's REGISTRY_HTTP_ADDR. It must listen on loopback only, so that clients
+// cannot bypass the gate, and be the gate's upstream. Its debug server (metrics and pprof)
+// must be on loopback too. It must keep serving until the gate has drained, then drain
+// itself before terminationGracePeriodSeconds runs out.
 func checkSidecarRegistry(gate Gate, failures *Failures) {
-	for _, container := range allContainers(gate.Pod) {
-		for _, env := range container.Env {
-			if env.Name != "REGISTRY_HTTP_ADDR" {
-				continue
-			}
-			host, _, err := net.SplitHostPort(env.Value)
-			if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-				failures.Add(gate.Named.Document, "container %q listens on %q; a registry beside the gate must listen on loopback only", container.Name, env.Value)
-			}
-			upstream, err := url.Parse(gate.Settings.Upstream)
-			if err != nil || upstream.Scheme != "http" || upstream.Host != env.Value {
-				failures.Add(gate.Named.Document, "--upstream %q is not http://%s, where container %q listens", gate.Settings.Upstream, env.Value, container.Name)
-			}
-			if len(container.Ports) > 0 {
-				failures.Add(gate.Named.Document, "container %q declares ports, but only the gate's ports should be reachable", container.Name)
-			}
+	document := gate.Named.Document
+	containers := allContainers(gate.Pod)
+	for index := range containers {
+		container := &containers[index]
+		address, found := plainEnv(container, "REGISTRY_HTTP_ADDR")
+		if !found {
+			continue
+		}
+		if !isLoopbackAddress(address) {
+			failures.Add(document, "container %q listens on %q; a registry beside the gate must listen on loopback only", container.Name, address)
+		}
+		upstream, err := url.Parse(gate.Settings.Upstream)
+		if err != nil || upstream.Scheme != "http" || upstream.Host != address {
+			failures.Add(document, "--upstream %q is not http://%s, where container %q listens", gate.Settings.Upstream, address, container.Name)
+		}
+		if len(container.Ports) > 0 {
+			failures.Add(document, "container %q declares ports, but only the gate's ports should be reachable", container.Name)
+		}
+		// registry:3's built-in config sets http.debug.addr to :5001, every interface.
+		if debug, found := plainEnv(container, "REGISTRY_HTTP_DEBUG_ADDR"); !found || !isLoopbackAddress(debug) {
+			failures.Add(document, "container %q: REGISTRY_HTTP_DEBUG_ADDR is %s; set a loopback address such as 127.0.0.1:5001, because the image's default :5001 serves metrics and pprof on every interface", container.Name, describeEnv(debug, found))
+		}
+		checkSidecarRegistryShutdown(gate, container, failures)
+	}
+}
+
+// checkSidecarRegistryShutdown checks the registry's preStop sleep and drain timeout against
+// the gate's shutdown and the Pod's terminationGracePeriodSeconds.
+func checkSidecarRegistryShutdown(gate Gate, container *corev1.Container, failures *Failures) {
+	document := gate.Named.Document
+	gatePreStop, _ := preStopSleep(gate.Container) // a non-sleep hook is reported by checkTermination
+	gateDrained := gatePreStop + gate.Settings.ShutdownGrace
+	registryPreStop, isSleep := preStopSleep(container)
+	if !isSleep {
+		failures.Add(document, "the preStop hook of container %q is not a sleep", container.Name)
+	}
+	if registryPreStop < gateDrained {
+		failures.Add(document, "container %q has a preStop sleep of %d s, below the gate's preStop sleep plus --shutdown-grace (%d s), so the registry stops while the gate still forwards to it", container.Name, registryPreStop, gateDrained)
+	}
+
+	text, found := plainEnv(container, "REGISTRY_HTTP_DRAINTIMEOUT")
+	drain, err := time.ParseDuration(text)
+	if !found || err != nil || drain <= 0 {
+		failures.Add(document, "container %q: REGISTRY_HTTP_DRAINTIMEOUT is %s; set a positive duration such as 5s, because Distribution's default of 0 closes in-flight requests at SIGTERM", container.Name, describeEnv(text, found))
+		return
+	}
+	drainSeconds := int64(math.Ceil(drain.Seconds()))
+	if grace := terminationGrace(gate.Pod); registryPreStop+drainSeconds >= grace {
+		failures.Add(document, "container %q: its preStop sleep (%d s) plus REGISTRY_HTTP_DRAINTIMEOUT (%s) is not below terminationGracePeriodSeconds %d", container.Name, registryPreStop, text, grace)
+	}
+}
+
+// plainEnv returns the literal value of an environment variable of a container.
+func plainEnv(container *corev1.Container, name string) (string, bool) {
+	for _, env := range container.Env {
+		if env.Name == name && env.ValueFrom == nil {
+			return env.Value, true
 		}
 	}
+	return "", false
+}
+
+// describeEnv quotes a value for a message, or says that the variable is not set.
+func describeEnv(value string, found bool) string {
+	if !found {
+		return "not set"
+	}
+	return strconv.Quote(value)
+}
+
+// isLoopbackAddress reports whether HOST:PORT has a loopback IP address as its host.
+func isLoopbackAddress(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }
 
 // checkGateServices checks that every Service in front of the gate's Pod sends traffic to

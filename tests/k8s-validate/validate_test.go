@@ -204,6 +204,92 @@ func TestGateChecksPassValidRender(t *testing.T) {
 	}
 }
 
+// sidecarRender is validRender with Distribution in the gate's Pod on a
+// PersistentVolumeClaim, set up to pass every check.
+var sidecarRender = strings.NewReplacer(
+	`"http://registry:5000"`, `"http://127.0.0.1:5000"`,
+	"        runAsUser: 65532\n", "        runAsUser: 65532\n        fsGroup: 65532\n        fsGroupChangePolicy: OnRootMismatch\n",
+	"      volumes:\n", `        - name: registry
+          image: registry:3
+          env:
+            - name: REGISTRY_HTTP_ADDR
+              value: 127.0.0.1:5000
+            - name: REGISTRY_HTTP_DEBUG_ADDR
+              value: 127.0.0.1:5001
+            - name: REGISTRY_HTTP_DRAINTIMEOUT
+              value: 5s
+          lifecycle:
+            preStop:
+              sleep:
+                seconds: 30
+          resources:
+            requests:
+              cpu: 100m
+              memory: 128Mi
+            limits:
+              memory: 512Mi
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities:
+              drop: ["ALL"]
+          volumeMounts:
+            - name: data
+              mountPath: /var/lib/registry
+      volumes:
+        - name: data
+          persistentVolumeClaim:
+            claimName: registry-data
+`).Replace(validRender)
+
+func TestSidecarChecksPassValidRender(t *testing.T) {
+	documents, decodeFailures := decode(t, sidecarRender)
+	if len(decodeFailures) != 0 {
+		t.Fatalf("render does not decode: %v", decodeFailures)
+	}
+
+	failures := checkWithoutBinary(t, documents)
+
+	if len(failures) != 0 {
+		t.Errorf("valid sidecar render failed: %v", failures)
+	}
+}
+
+func TestSidecarChecksRejectBrokenRegistry(t *testing.T) {
+	cases := []struct {
+		name, old, new, expected string
+	}{
+		{"registry on every interface", "value: 127.0.0.1:5000", "value: 0.0.0.0:5000", `listens on "0.0.0.0:5000"`},
+		{"debug server on every interface", "value: 127.0.0.1:5001", "value: :5001", `REGISTRY_HTTP_DEBUG_ADDR is ":5001"`},
+		{"debug address missing", "name: REGISTRY_HTTP_DEBUG_ADDR", "name: REGISTRY_HTTP_HOST", "REGISTRY_HTTP_DEBUG_ADDR is not set"},
+		{"drain timeout missing", "name: REGISTRY_HTTP_DRAINTIMEOUT", "name: REGISTRY_HTTP_SECRET", "REGISTRY_HTTP_DRAINTIMEOUT is not set"},
+		{"drain timeout zero", "value: 5s", "value: 0s", `REGISTRY_HTTP_DRAINTIMEOUT is "0s"`},
+		{"drain timeout past grace", "value: 5s", "value: 15s", "plus REGISTRY_HTTP_DRAINTIMEOUT (15s) is not below terminationGracePeriodSeconds 45"},
+		{"registry stops before gate", "seconds: 30", "seconds: 10", "preStop sleep of 10 s, below the gate's preStop sleep plus --shutdown-grace (30 s)"},
+		{"registry without preStop", "          lifecycle:\n            preStop:\n              sleep:\n                seconds: 30\n", "", "preStop sleep of 0 s"},
+		{"fsGroup walks the volume", "        fsGroupChangePolicy: OnRootMismatch\n", "", "without fsGroupChangePolicy OnRootMismatch"},
+	}
+	for _, test := range cases {
+		t.Run(test.name, func(t *testing.T) {
+			render := strings.Replace(sidecarRender, test.old, test.new, 1)
+			if render == sidecarRender {
+				t.Fatalf("%q is not in the render", test.old)
+			}
+			documents, decodeFailures := decode(t, render)
+			if len(decodeFailures) != 0 {
+				t.Fatalf("render does not decode: %v", decodeFailures)
+			}
+
+			failures := checkWithoutBinary(t, documents)
+
+			joined := joinErrors(failures)
+			if !strings.Contains(joined, test.expected) {
+				t.Errorf("failures %q do not mention %q", joined, test.expected)
+			}
+		})
+	}
+}
+
 // checkWithoutBinary runs the reference and Pod checks, which need no wasmgate binary.
 func checkWithoutBinary(t *testing.T, documents []Document) []error {
 	t.Helper()
