@@ -132,6 +132,15 @@ for values in "$CHART"/ci/*.yaml; do
     check "$name" "$OUT/$name.yaml" "${flags[@]}"
 done
 
+step "checking the sidecar snippet for an existing registry chart"
+SNIPPET=$CHART/examples/registry-chart-sidecar-values.yaml
+readme=$(<"$CHART/README.md")
+snippet=$(<"$SNIPPET")
+[[ $readme == *"$snippet"* ]] || fail "$CHART/README.md does not contain $SNIPPET verbatim; copy the file into its yaml block"
+helm template wasmgate tests/k8s-validate/testdata/registry-chart --namespace registry --values "$SNIPPET" \
+    > "$OUT/registry-chart-sidecar.yaml"
+check registry-chart-sidecar "$OUT/registry-chart-sidecar.yaml"
+
 step "checking that the chart rejects wrong values"
 # expect_render_failure MESSAGE HELM-ARGS...: helm template must fail and print MESSAGE.
 expect_render_failure() {
