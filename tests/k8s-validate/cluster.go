@@ -152,15 +152,58 @@ func CheckReferences(cluster *Cluster) Failures {
 		checkServiceMonitorReferences(cluster, monitor, &failures)
 	}
 	for _, policy := range cluster.NetworkPolicies {
-		matched := false
-		for _, deployment := range cluster.Deployments {
-			matched = matched || selects(&policy.Object.Spec.PodSelector, deployment.Object)
-		}
-		if !matched {
-			failures.Add(policy.Document, "spec.podSelector selects no rendered Deployment's Pods")
-		}
+		checkNetworkPolicyReferences(cluster, policy, &failures)
 	}
 	return failures
+}
+
+// checkNetworkPolicyReferences checks that a NetworkPolicy selects a rendered Pod and that
+// each named port of its ingress rules is a port of the selected Pods. A named port that no
+// container declares matches nothing, so the rule silently admits no traffic.
+func checkNetworkPolicyReferences(cluster *Cluster, named Named[*networkingv1.NetworkPolicy], failures *Failures) {
+	policy := named.Object
+	matched := false
+	for _, deployment := range cluster.Deployments {
+		if !selects(&policy.Spec.PodSelector, deployment.Object) {
+			continue
+		}
+		matched = true
+		pod := &deployment.Object.Spec.Template.Spec
+		for ruleIndex, rule := range policy.Spec.Ingress {
+			for _, port := range rule.Ports {
+				if port.Port == nil || port.Port.Type != intstr.String {
+					continue
+				}
+				if !declaresNamedPort(pod, port.Port.StrVal, port.Protocol) {
+					failures.Add(named.Document, "spec.ingress[%d] admits port %q, which no container of Deployment %q declares", ruleIndex, port.Port.StrVal, deployment.Object.Name)
+				}
+			}
+		}
+	}
+	if !matched {
+		failures.Add(named.Document, "spec.podSelector selects no rendered Deployment's Pods")
+	}
+}
+
+// declaresNamedPort reports whether a container of the Pod declares a port of that name
+// and protocol; an empty protocol is TCP, as in both APIs.
+func declaresNamedPort(pod *corev1.PodSpec, name string, protocol *corev1.Protocol) bool {
+	wanted := corev1.ProtocolTCP
+	if protocol != nil && *protocol != "" {
+		wanted = *protocol
+	}
+	for _, container := range allContainers(pod) {
+		for _, declared := range container.Ports {
+			declaredProtocol := declared.Protocol
+			if declaredProtocol == "" {
+				declaredProtocol = corev1.ProtocolTCP
+			}
+			if declared.Name == name && declaredProtocol == wanted {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func checkDeploymentReferences(cluster *Cluster, named Named[*appsv1.Deployment], failures *Failures) {

@@ -15,6 +15,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -168,6 +170,9 @@ func checkGatePod(cluster *Cluster, gate Gate, options CheckOptions, failures *F
 	checkSidecarRegistry(gate, failures)
 	if listenPort != 0 {
 		checkGateServices(cluster, gate, listenPort, adminPort, failures)
+	}
+	if adminPort != 0 {
+		checkMetricsScrape(cluster, gate, adminPort, failures)
 	}
 }
 
@@ -502,5 +507,35 @@ func checkGateServices(cluster *Cluster, gate Gate, listenPort, adminPort int32,
 	}
 	if !reachesListener {
 		failures.Add(gate.Named.Document, "no rendered Service sends traffic to the gate's port %d", listenPort)
+	}
+}
+
+// checkMetricsScrape checks every ServiceMonitor endpoint that reaches the gate's Pod: the
+// Service port it scrapes must send traffic to the admin port, which alone serves /metrics,
+// and the path must be /metrics (Prometheus's default when empty).
+func checkMetricsScrape(cluster *Cluster, gate Gate, adminPort int32, failures *Failures) {
+	for _, monitor := range cluster.ServiceMonitors {
+		selector, err := metav1.LabelSelectorAsSelector(&monitor.Object.Spec.Selector)
+		if err != nil || selector.Empty() {
+			continue // reported by CheckReferences
+		}
+		for _, service := range cluster.Services {
+			if !selector.Matches(labels.Set(service.Object.Labels)) || !ServiceSelects(service.Object, gate.Named.Object) {
+				continue
+			}
+			for _, endpoint := range monitor.Object.Spec.Endpoints {
+				if endpoint.Path != "" && endpoint.Path != "/metrics" {
+					failures.Add(monitor.Document, "endpoint port %q scrapes path %q, but the gate serves metrics at /metrics", endpoint.Port, endpoint.Path)
+				}
+				_, port := findServicePort(cluster, service.Object.Name, 0, endpoint.Port)
+				if port == nil {
+					continue // reported by CheckReferences
+				}
+				container, number, found := ContainerPortFor(gate.Pod, serviceTarget(*port))
+				if found && (container != gate.Container.Name || number != adminPort) {
+					failures.Add(service.Document, "port %q, scraped by ServiceMonitor %q, targets port %d of container %q instead of the gate's admin port %d", port.Name, monitor.Object.Name, number, container, adminPort)
+				}
+			}
+		}
 	}
 }

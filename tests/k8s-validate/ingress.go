@@ -8,11 +8,13 @@ import (
 )
 
 // ingress-nginx annotations that registry traffic needs. Without them nginx rejects blobs
-// over 1 MiB with 413, spools whole uploads to disk before the gate sees a byte, and cuts
-// requests after 60 seconds without a read or write.
+// over 1 MiB with 413, spools whole uploads to disk before the gate sees a byte, buffers
+// blob downloads in memory and on disk, and cuts requests after 60 seconds without a read
+// or write.
 const (
 	annotationBodySize         = "nginx.ingress.kubernetes.io/proxy-body-size"
 	annotationRequestBuffering = "nginx.ingress.kubernetes.io/proxy-request-buffering"
+	annotationBuffering        = "nginx.ingress.kubernetes.io/proxy-buffering"
 	annotationReadTimeout      = "nginx.ingress.kubernetes.io/proxy-read-timeout"
 	annotationSendTimeout      = "nginx.ingress.kubernetes.io/proxy-send-timeout"
 	annotationBackendProtocol  = "nginx.ingress.kubernetes.io/backend-protocol"
@@ -30,8 +32,10 @@ func checkIngressNginx(cluster *Cluster, gates []Gate, failures *Failures) {
 		if value := annotations[annotationBodySize]; value != "0" {
 			failures.Add(named.Document, "annotation %s is %q, expected \"0\" (no limit)", annotationBodySize, value)
 		}
-		if value := annotations[annotationRequestBuffering]; value != "off" {
-			failures.Add(named.Document, "annotation %s is %q, expected \"off\"", annotationRequestBuffering, value)
+		for _, name := range []string{annotationRequestBuffering, annotationBuffering} {
+			if value := annotations[name]; value != "off" {
+				failures.Add(named.Document, "annotation %s is %q, expected \"off\"", name, value)
+			}
 		}
 		readTimeout := timeoutAnnotation(named, annotationReadTimeout, failures)
 		sendTimeout := timeoutAnnotation(named, annotationSendTimeout, failures)

@@ -290,6 +290,133 @@ func TestSidecarChecksRejectBrokenRegistry(t *testing.T) {
 	}
 }
 
+// exposedRender is validRender with a NetworkPolicy, a metrics Service with its
+// ServiceMonitor, and an ingress-nginx Ingress, set up to pass every check.
+const exposedRender = validRender + `
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: gate
+spec:
+  podSelector:
+    matchLabels:
+      app: gate
+  policyTypes: ["Ingress"]
+  ingress:
+    - ports:
+        - port: http
+          protocol: TCP
+    - ports:
+        - port: admin
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: gate-metrics
+  labels:
+    component: metrics
+spec:
+  selector:
+    app: gate
+  ports:
+    - name: metrics
+      port: 9090
+      targetPort: admin
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: gate
+spec:
+  selector:
+    matchLabels:
+      component: metrics
+  endpoints:
+    - port: metrics
+      path: /metrics
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: gate
+  annotations:
+    nginx.ingress.kubernetes.io/proxy-body-size: "0"
+    nginx.ingress.kubernetes.io/proxy-request-buffering: "off"
+    nginx.ingress.kubernetes.io/proxy-buffering: "off"
+    nginx.ingress.kubernetes.io/proxy-read-timeout: "600"
+    nginx.ingress.kubernetes.io/proxy-send-timeout: "600"
+spec:
+  ingressClassName: nginx
+  rules:
+    - host: wasm.example.com
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: gate
+                port:
+                  name: http
+`
+
+// checkExposedWithoutBinary runs checkWithoutBinary plus the ingress-nginx checks.
+func checkExposedWithoutBinary(t *testing.T, documents []Document) []error {
+	t.Helper()
+	failures := checkWithoutBinary(t, documents)
+	cluster := NewCluster(documents, nil)
+	var gateFailures Failures
+	gates := FindGates(cluster, CheckOptions{GateContainer: "wasmgate"}, &gateFailures)
+	checkIngressNginx(cluster, gates, &gateFailures)
+	return append(failures, gateFailures...)
+}
+
+func TestExposureChecksPassValidRender(t *testing.T) {
+	documents, decodeFailures := decode(t, exposedRender)
+	if len(decodeFailures) != 0 {
+		t.Fatalf("render does not decode: %v", decodeFailures)
+	}
+
+	failures := checkExposedWithoutBinary(t, documents)
+
+	if len(failures) != 0 {
+		t.Errorf("valid exposed render failed: %v", failures)
+	}
+}
+
+func TestExposureChecksRejectBrokenObjects(t *testing.T) {
+	cases := []struct {
+		name, old, new, expected string
+	}{
+		{"network policy port renamed", "- port: http\n          protocol: TCP", "- port: gate\n          protocol: TCP", `admits port "gate", which no container of Deployment "gate" declares`},
+		{"network policy wrong protocol", "- port: http\n          protocol: TCP", "- port: http\n          protocol: UDP", `admits port "http", which no container`},
+		{"metrics service to client port", "targetPort: admin", "targetPort: http", `port "metrics", scraped by ServiceMonitor "gate", targets port 5050 of container "wasmgate" instead of the gate's admin port 9090`},
+		{"service monitor wrong path", "path: /metrics", "path: /stats", `scrapes path "/stats"`},
+		{"ingress buffers downloads", "    nginx.ingress.kubernetes.io/proxy-buffering: \"off\"\n", "", `annotation nginx.ingress.kubernetes.io/proxy-buffering is "", expected "off"`},
+		{"ingress buffers uploads", `proxy-request-buffering: "off"`, `proxy-request-buffering: "on"`, `proxy-request-buffering is "on"`},
+	}
+	for _, test := range cases {
+		t.Run(test.name, func(t *testing.T) {
+			render := strings.Replace(exposedRender, test.old, test.new, 1)
+			if render == exposedRender {
+				t.Fatalf("%q is not in the render", test.old)
+			}
+			documents, decodeFailures := decode(t, render)
+			if len(decodeFailures) != 0 {
+				t.Fatalf("render does not decode: %v", decodeFailures)
+			}
+
+			failures := checkExposedWithoutBinary(t, documents)
+
+			joined := joinErrors(failures)
+			if !strings.Contains(joined, test.expected) {
+				t.Errorf("failures %q do not mention %q", joined, test.expected)
+			}
+		})
+	}
+}
+
 // checkWithoutBinary runs the reference and Pod checks, which need no wasmgate binary.
 func checkWithoutBinary(t *testing.T, documents []Document) []error {
 	t.Helper()
