@@ -156,9 +156,19 @@ expect_render_failure "additional properties 'upstreem' not allowed" --set gate.
 expect_render_failure "got string, want integer" --set-string gate.port=5050
 expect_render_failure "tls.enabled needs tls.secretName" --set tls.enabled=true
 expect_render_failure "must exceed preStopSleepSeconds" --set terminationGracePeriodSeconds=30
+expect_render_failure "additional properties 'runAsUsr' not allowed" --set podSecurityContext.runAsUsr=1000
+expect_render_failure "additional properties 'readOnlyRootFileSystem' not allowed" --set securityContext.readOnlyRootFileSystem=true
+expect_render_failure "'10.244.0.0/33' does not match pattern" --set-json 'gate.trustedProxies=["10.244.0.0/33"]'
 # The chart always passes --policy, which wasmgate rejects together with --rewrite-legacy;
 # the policy's legacy = "rewrite" replaces the removed value.
 expect_render_failure "additional properties 'rewriteLegacy' not allowed" --set gate.rewriteLegacy=true
+
+step "checking values that the schema must accept"
+# --set turns 0.5 into a number, the usual way to write half a core.
+helm template wasmgate "$CHART" --namespace registry --kube-version "$KUBE_VERSION" \
+    --set resources.requests.cpu=0.5 --set-json 'gate.trustedProxies=["fd00::/8","192.0.2.10"]' \
+    > "$OUT/helm-numbers.yaml"
+check helm-numbers "$OUT/helm-numbers.yaml" -require-policy-checksum
 
 step "checking that the validator rejects a gate that would not start"
 helm template wasmgate "$CHART" --namespace registry --kube-version "$KUBE_VERSION" \
