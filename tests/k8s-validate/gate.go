@@ -174,6 +174,7 @@ func checkGatePod(cluster *Cluster, gate Gate, options CheckOptions, failures *F
 	if adminPort != 0 {
 		checkMetricsScrape(cluster, gate, adminPort, failures)
 	}
+	checkEgress(cluster, gate, failures)
 }
 
 // checkListenAddress checks that an address is reachable from outside the Pod and declared

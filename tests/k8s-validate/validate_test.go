@@ -417,6 +417,48 @@ func TestExposureChecksRejectBrokenObjects(t *testing.T) {
 	}
 }
 
+func TestEgressChecks(t *testing.T) {
+	dns := `
+    - ports:
+        - port: 53
+          protocol: UDP`
+	upstream := `
+    - ports:
+        - port: 5000`
+	cases := []struct {
+		name, egress, expected string
+	}{
+		{"dns and upstream allowed", dns + upstream, ""},
+		{"upstream in a port range", dns + "\n    - ports:\n        - port: 4000\n          endPort: 6000", ""},
+		{"rule without ports", "\n    - to:\n        - ipBlock:\n            cidr: 10.0.0.0/8", ""},
+		{"upstream blocked", dns, "no egress rule allows TCP port 5000"},
+		{"upstream by name only", dns + "\n    - ports:\n        - port: registry", "no egress rule allows TCP port 5000"},
+		{"dns blocked", upstream, "no egress rule allows DNS (UDP port 53)"},
+		{"dns over tcp only", upstream + "\n    - ports:\n        - port: 53\n          protocol: TCP", "no egress rule allows DNS (UDP port 53)"},
+		{"nothing allowed", " []", "no egress rule allows TCP port 5000"},
+	}
+	for _, test := range cases {
+		t.Run(test.name, func(t *testing.T) {
+			render := strings.Replace(exposedRender, `policyTypes: ["Ingress"]`, `policyTypes: ["Ingress", "Egress"]
+  egress:`+test.egress, 1)
+			documents, decodeFailures := decode(t, render)
+			if len(decodeFailures) != 0 {
+				t.Fatalf("render does not decode: %v", decodeFailures)
+			}
+
+			failures := checkExposedWithoutBinary(t, documents)
+
+			joined := joinErrors(failures)
+			if test.expected == "" && joined != "" {
+				t.Errorf("allowed egress rejected: %s", joined)
+			}
+			if !strings.Contains(joined, test.expected) {
+				t.Errorf("failures %q do not mention %q", joined, test.expected)
+			}
+		})
+	}
+}
+
 // checkWithoutBinary runs the reference and Pod checks, which need no wasmgate binary.
 func checkWithoutBinary(t *testing.T, documents []Document) []error {
 	t.Helper()

@@ -54,6 +54,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* The TCP port of gate.upstream: the explicit one, else 443 for https and 80 for http. */}}
+{{- define "wasmgate.upstreamPort" -}}
+{{- $url := urlParse .Values.gate.upstream }}
+{{- $explicit := regexFind ":[0-9]+$" $url.host }}
+{{- if $explicit }}
+{{- trimPrefix ":" $explicit }}
+{{- else }}
+{{- ternary "443" "80" (eq $url.scheme "https") }}
+{{- end }}
+{{- end }}
+
 {{/* Directories where Secrets are mounted; none lies inside the policy mount, because a
 nested mount point cannot be created in a read-only ConfigMap volume. */}}
 {{- define "wasmgate.tlsDir" -}}/var/run/secrets/wasmgate/tls{{- end }}
