@@ -12,7 +12,7 @@
 #      Pod would mount.
 #
 # Runs the binary in $WASMGATE_BIN (scripts/test.sh builds it and sets it); without it, builds
-# target/release/wasmgate with `cargo build --release --locked`. Renders are kept in
+# target/release/wasmgate with `cargo build --release --locked`, which needs cargo. Renders are kept in
 # target/test-deploy for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +33,9 @@ step() {
     echo "test-deploy: $*"
 }
 
-# A missing tool fails the run, so that no check is skipped unnoticed.
-for tool in go helm kustomize openssl cargo; do
+# A missing tool fails the run, so that no check is skipped unnoticed. cargo is needed only
+# to build the binary when WASMGATE_BIN is not set.
+for tool in go helm kustomize openssl; do
     command -v "$tool" >/dev/null 2>&1 || fail "$tool is not on PATH or in $TOOLS_BIN; run scripts/install-test-tools.sh"
 done
 
@@ -75,6 +76,7 @@ echo "versions agree: wasmgate $crate_version, Rust $toolchain; the Containerfil
 
 step "building the wasmgate binary and the validator"
 if [ -z "${WASMGATE_BIN:-}" ]; then
+    command -v cargo >/dev/null 2>&1 || fail "cargo is not on PATH; install Rust or set WASMGATE_BIN to a wasmgate binary"
     cargo build --release --locked
     WASMGATE_BIN=target/release/wasmgate
 fi
