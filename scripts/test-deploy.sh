@@ -197,9 +197,20 @@ admit = ["*"]
 echo "checksum/policy changes with policy.content: ${before:0:12}… → ${after:0:12}…"
 
 step "checking the helm release notes"
-notes=$(helm install wasmgate "$CHART" --dry-run=client --namespace registry)
-grep -q 'wkg oci push' <<<"$notes" || fail "NOTES.txt has no push command: $notes"
-echo "NOTES.txt shows: $(grep 'wkg oci push' <<<"$notes" | sed 's/^ *//')"
+# expect_push_command EXPECTED HELM-ARGS...: the release notes must contain EXPECTED.
+expect_push_command() {
+    local expected=$1 notes
+    shift
+    notes=$(helm install wasmgate "$CHART" --dry-run=client --namespace registry "$@")
+    grep -qF -- "$expected" <<<"$notes" || fail "NOTES.txt for $* has no '$expected': $notes"
+    echo "NOTES.txt for ${*:-the default values} shows: $(grep -F -- "$expected" <<<"$notes" | sed 's/^ *//')"
+}
+expect_push_command "wkg oci push --insecure 127.0.0.1:5050 127.0.0.1:5050/demo/hello:0.1.0"
+expect_push_command "wkg oci push wasm-registry.example.com/demo/hello:0.1.0" --values "$CHART/ci/gitlab-gateway-values.yaml"
+# An Ingress without a TLS entry for its host serves plain HTTP, which wkg and oras reach
+# only when told.
+expect_push_command "wkg oci push --insecure wasm.example.com wasm.example.com/demo/hello:0.1.0" \
+    --set ingress.enabled=true --set 'ingress.hosts[0]=wasm.example.com'
 
 step "building and checking the kustomize base and overlays"
 for overlay in base sidecar gitlab-gateway; do
