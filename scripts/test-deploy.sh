@@ -161,8 +161,10 @@ expect_render_failure "must exceed preStopSleepSeconds" --set terminationGracePe
 expect_render_failure "additional properties 'runAsUsr' not allowed" --set podSecurityContext.runAsUsr=1000
 expect_render_failure "additional properties 'readOnlyRootFileSystem' not allowed" --set securityContext.readOnlyRootFileSystem=true
 expect_render_failure "'10.244.0.0/33' does not match pattern" --set-json 'gate.trustedProxies=["10.244.0.0/33"]'
-# The chart always passes --policy, which wasmgate rejects together with --rewrite-legacy;
-# the policy's legacy = "rewrite" replaces the removed value.
+# --set makes a number of 8388608, so the README gives extraArgs with --set-json.
+expect_render_failure "got number, want string" --set 'extraArgs[0]=--max-manifest-bytes' --set 'extraArgs[1]=8388608'
+# The chart always passes --policy, which wasmgate rejects together with --rewrite-legacy.
+# The policy's legacy = "rewrite" replaces the removed value.
 expect_render_failure "additional properties 'rewriteLegacy' not allowed" --set gate.rewriteLegacy=true
 
 step "checking values that the schema must accept"
@@ -207,8 +209,8 @@ expect_push_command() {
 }
 expect_push_command "wkg oci push --insecure 127.0.0.1:5050 127.0.0.1:5050/demo/hello:0.1.0"
 expect_push_command "wkg oci push wasm-registry.example.com/demo/hello:0.1.0" --values "$CHART/ci/gitlab-gateway-values.yaml"
-# An Ingress without a TLS entry for its host serves plain HTTP, which wkg and oras reach
-# only when told.
+# An Ingress without a TLS entry for its host serves plain HTTP, which wkg reaches only with
+# --insecure and oras only with --plain-http.
 expect_push_command "wkg oci push --insecure wasm.example.com wasm.example.com/demo/hello:0.1.0" \
     --set ingress.enabled=true --set 'ingress.hosts[0]=wasm.example.com'
 
