@@ -388,7 +388,7 @@ func checkTermination(gate Gate, failures *Failures) {
 
 // checkFSGroupChangePolicy checks that a Pod which sets fsGroup on a PersistentVolumeClaim
 // uses fsGroupChangePolicy OnRootMismatch. The default, Always, changes the ownership of
-// every file on the volume at each start, which takes minutes on a registry's storage.
+// every file on the volume at each start, which slows the start on a registry's storage.
 func checkFSGroupChangePolicy(gate Gate, failures *Failures) {
 	context := gate.Pod.SecurityContext
 	if context == nil || context.FSGroup == nil {
@@ -471,7 +471,7 @@ func plainEnv(container *corev1.Container, name string) (string, bool) {
 	return "", false
 }
 
-// describeEnv quotes a value for a message, or says that the variable is not set.
+// describeEnv quotes a value for a message, or returns "not set" for a missing variable.
 func describeEnv(value string, found bool) string {
 	if !found {
 		return "not set"

@@ -8,7 +8,7 @@ import (
 )
 
 // ingress-nginx annotations that registry traffic needs. Without them nginx rejects blobs
-// over 1 MiB with 413, spools whole uploads to disk before the gate sees a byte, buffers
+// over 1 MiB with 413, spools whole uploads to disk before the gate receives a byte, buffers
 // blob downloads in memory and on disk, and cuts requests after 60 seconds without a read
 // or write.
 const (
