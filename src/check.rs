@@ -92,6 +92,9 @@ struct Artifact {
     /// Where the artifact came from, for the report.
     origin: String,
     tag: String,
+    /// The digest it is pushed by, for the manifests an index lists, which clients push by
+    /// digest before the index.
+    pushed_by: Option<Digest>,
 }
 
 enum Blobs {
@@ -137,6 +140,8 @@ impl LayoutBlobs {
         self.root.join("blobs").join(algorithm).join(hex)
     }
 
+    /// Reads at most `max_bytes + 1` bytes of a blob, as the gate reads at most that much
+    /// from the registry, so a header-only inspection of a large layer stays small.
     fn read(
         &self,
         descriptor: &Descriptor,
@@ -144,8 +149,8 @@ impl LayoutBlobs {
         max_bytes: u64,
     ) -> Result<Bytes, GateError> {
         let path = self.path_of(&descriptor.digest);
-        let bytes = read_capped(&path, max_bytes.max(descriptor.size))
-            .map_err(|_| wasm::blob_unknown(descriptor, role))?;
+        let bytes =
+            read_capped(&path, max_bytes).map_err(|_| wasm::blob_unknown(descriptor, role))?;
         Ok(Bytes::from(bytes))
     }
 }
@@ -259,16 +264,53 @@ pub fn run(args: &CheckArgs) -> i32 {
         }
     };
     let repository = args.repository.clone().unwrap_or_default();
+    // An index in a layout comes with the manifests it lists, which a client pushes first:
+    // each is judged too, so that the exit code is the verdict on the whole push.
+    let children = match layout_children(&artifact) {
+        Ok(children) => children,
+        Err(message) => {
+            eprintln!("wasmgate check: {message}");
+            return EXIT_INPUT;
+        }
+    };
+    let mut exit = EXIT_ALLOWED;
+    let mut child_reports = Vec::new();
+    for child in &children {
+        let outcome = runtime.block_on(judge(&policy, &repository, child, args));
+        exit = exit.max(exit_code(&outcome));
+        if let Err(message) = &outcome {
+            eprintln!("wasmgate check: {}: {message}", child.origin);
+        }
+        child_reports.push(report(&policy, &repository, child, &outcome));
+    }
     let outcome = runtime.block_on(judge(&policy, &repository, &artifact, args));
-    let report = report(&policy, &repository, &artifact, &outcome);
+    exit = exit.max(exit_code(&outcome));
+    let mut report = report(&policy, &repository, &artifact, &outcome);
     if let Err(message) = &outcome {
         eprintln!("wasmgate check: {message}");
     }
     if args.format == "json" {
+        if !child_reports.is_empty() {
+            report["manifests"] = Value::Array(child_reports);
+        }
         println!("{report:#}");
-    } else if outcome.is_ok() {
-        print!("{}", text_report(&report));
+    } else {
+        for child in child_reports
+            .iter()
+            .filter(|child| child["decision"] != "error")
+        {
+            print!("{}", text_report(child));
+        }
+        if outcome.is_ok() {
+            print!("{}", text_report(&report));
+        }
     }
+    exit
+}
+
+/// Returns the exit code of one verdict. The codes are ordered, so the worst of several
+/// verdicts is their maximum.
+fn exit_code(outcome: &Result<Judgement, String>) -> i32 {
     match outcome {
         Ok(Judgement::Evaluated(evaluation)) if evaluation.decision != Decision::Deny => {
             EXIT_ALLOWED
@@ -276,6 +318,67 @@ pub fn run(args: &CheckArgs) -> i32 {
         Ok(_) => EXIT_DENIED,
         Err(_) => EXIT_INPUT,
     }
+}
+
+/// Maximum number of manifests of one index judged from a layout.
+const MAX_INDEX_CHILDREN: usize = 256;
+
+/// Loads the manifests that an index from an OCI layout lists, from the layout's blobs. A
+/// manifest missing from the layout, as a single-platform copy leaves them, is noted on
+/// stderr and not judged.
+fn layout_children(artifact: &Artifact) -> Result<Vec<Artifact>, String> {
+    let Blobs::Layout(layout) = &artifact.blobs else {
+        return Ok(Vec::new());
+    };
+    let document: Value = serde_json::from_slice(&artifact.body).unwrap_or(Value::Null);
+    let Some(entries) = document["manifests"].as_array() else {
+        return Ok(Vec::new());
+    };
+    if entries.len() > MAX_INDEX_CHILDREN {
+        return Err(format!(
+            "{} lists {} manifests, more than the {MAX_INDEX_CHILDREN} that check judges",
+            artifact.origin,
+            entries.len()
+        ));
+    }
+    let mut children = Vec::new();
+    for entry in entries {
+        // A malformed entry is the index's own problem, which judging the index reports.
+        let Some(digest) = entry["digest"]
+            .as_str()
+            .and_then(|text| Digest::parse(text, "digest").ok())
+        else {
+            continue;
+        };
+        let path = layout.path_of(&digest);
+        if !path.is_file() {
+            eprintln!(
+                "wasmgate check: note: {digest}, listed by {}, is not in the layout, so it is not judged",
+                artifact.origin
+            );
+            continue;
+        }
+        let body = read_document(&path, "manifest blob")?;
+        if !digest.matches(&body) {
+            return Err(format!(
+                "the manifest blob {} does not hash to {digest}; the layout is damaged, so write it again",
+                path.display()
+            ));
+        }
+        children.push(Artifact {
+            content_type: entry["mediaType"]
+                .as_str()
+                .map_or_else(|| content_type_of(&body), str::to_owned),
+            body: Bytes::from(body),
+            blobs: Blobs::Layout(LayoutBlobs {
+                root: layout.root.clone(),
+            }),
+            origin: format!("{digest} (listed by {})", artifact.origin),
+            tag: artifact.tag.clone(),
+            pushed_by: Some(digest),
+        });
+    }
+    Ok(children)
 }
 
 /// The verdict: evaluated by the policy, or rejected by the format checks before it.
@@ -290,7 +393,10 @@ async fn judge(
     artifact: &Artifact,
     args: &CheckArgs,
 ) -> Result<Judgement, String> {
-    let reference = Reference::Tag(artifact.tag.clone());
+    let reference = match &artifact.pushed_by {
+        Some(digest) => Reference::Digest(digest.clone()),
+        None => Reference::Tag(artifact.tag.clone()),
+    };
     let content_type = HeaderValue::from_str(&artifact.content_type)
         .map_err(|_| format!("invalid media type {:?}", artifact.content_type))?;
     let manifest = match manifest::validate(&artifact.body, Some(&content_type), &reference) {
@@ -340,9 +446,17 @@ fn is_missing_blob(rejection: &Rejection) -> bool {
 }
 
 fn missing_blob_message(rejection: &Rejection) -> String {
+    let digest = rejection
+        .found
+        .as_deref()
+        .and_then(Value::as_str)
+        .unwrap_or("a blob");
+    let role = match rejection.rule {
+        Rule::ConfigBlobUnknown => "config",
+        _ => "layer",
+    };
     format!(
-        "{}; give the blob with --config or --layer, or check an OCI layout that contains it",
-        rejection.message
+        "the manifest lists the {role} {digest}, and no file given has that digest; give it with --config or --layer, or check an OCI layout that contains it"
     )
 }
 
@@ -413,6 +527,7 @@ fn load_files(
         blobs: Blobs::Memory(blobs),
         origin: manifest.display().to_string(),
         tag: tag.to_owned(),
+        pushed_by: None,
     })
 }
 
@@ -466,6 +581,7 @@ fn load_layout(spec: &str, tag_override: Option<&str>) -> Result<Artifact, Strin
     let index: Value = serde_json::from_slice(&read_document(&index_path, "OCI layout index")?)
         .map_err(|error| format!("{} is not valid JSON: {error}", index_path.display()))?;
     let entries = index["manifests"].as_array().cloned().unwrap_or_default();
+    let by_digest;
     let name_of = |entry: &Value| {
         entry["annotations"]["org.opencontainers.image.ref.name"]
             .as_str()
@@ -482,15 +598,19 @@ fn load_layout(spec: &str, tag_override: Option<&str>) -> Result<Artifact, Strin
                     root.display()
                 )
             })?,
-        Some(Selector::Digest(digest)) => entries
-            .iter()
-            .find(|entry| entry["digest"].as_str() == Some(digest.as_str()))
-            .ok_or_else(|| {
-                format!(
-                    "the OCI layout {} lists no manifest {digest} in its index.json",
-                    root.display()
-                )
-            })?,
+        Some(Selector::Digest(digest)) => {
+            match entries
+                .iter()
+                .find(|entry| entry["digest"].as_str() == Some(digest.as_str()))
+            {
+                Some(entry) => entry,
+                // A manifest that an index in the layout lists is in the blobs only.
+                None => {
+                    by_digest = json!({ "digest": digest });
+                    &by_digest
+                }
+            }
+        }
         None => match entries.as_slice() {
             [only] => only,
             [] => {
@@ -543,6 +663,7 @@ fn load_layout(spec: &str, tag_override: Option<&str>) -> Result<Artifact, Strin
                 _ => name_of(entry),
             })
             .unwrap_or_else(|| DEFAULT_TAG.to_owned()),
+        pushed_by: None,
     })
 }
 
@@ -613,6 +734,7 @@ fn wrap_wasm(path: &Path, tag: &str) -> Result<Artifact, String> {
         blobs: Blobs::Memory(blobs),
         origin: format!("{} (as `wkg oci push` would push it)", path.display()),
         tag: tag.to_owned(),
+        pushed_by: None,
     })
 }
 

@@ -100,10 +100,11 @@ fn serve(args: ServeArgs) -> i32 {
             None => "built-in default".to_owned(),
         };
         println!(
-            "configuration is valid: listen {}, upstream {}, policy {policy}, tls {}",
+            "configuration is valid: listen {}, upstream {}, policy {policy}, tls {}, legacy rewrite {}",
             settings.listen,
             settings.upstream,
             if settings.tls.is_some() { "on" } else { "off" },
+            if settings.rewrite_legacy { "on" } else { "off" },
         );
         return 0;
     }
@@ -122,6 +123,10 @@ fn serve(args: ServeArgs) -> i32 {
 }
 
 async fn run(settings: Settings) -> i32 {
+    // Registered before any port is bound, so a SIGHUP sent as soon as the process exists
+    // reloads or is logged instead of ending it.
+    #[cfg(unix)]
+    let hangups = store::listen_for_hangups();
     let listener = match TcpListener::bind(settings.listen).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -139,8 +144,8 @@ async fn run(settings: Settings) -> i32 {
             }
         },
     };
-    // Logged once the gate is set up, SIGHUP handler included, so that a supervisor or test
-    // that waits for "wasmgate started" may signal the process.
+    // Logged once the gate is set up, so that a supervisor or test that waits for
+    // "wasmgate started" finds the policy reload tasks running.
     let listen = listener.local_addr().unwrap_or(settings.listen);
     let admin = admin_listener
         .as_ref()
@@ -182,9 +187,9 @@ async fn run(settings: Settings) -> i32 {
         ));
     }
     #[cfg(unix)]
-    match store::reload_on_hangup(gate.policy.clone()) {
-        Ok(reloader) => {
-            tokio::spawn(reloader);
+    match hangups {
+        Ok(hangups) => {
+            tokio::spawn(store::reload_on_hangup(gate.policy.clone(), hangups));
         }
         Err(error) => tracing::error!(
             %error,

@@ -363,7 +363,7 @@ fn unusable_input_exits_2() {
         ),
         (
             vec!["check", "--manifest", &manifest, "--config", &config],
-            "give the blob with --config or --layer",
+            "give it with --config or --layer",
         ),
         (
             vec!["check", &component, "--repository", "../etc"],
@@ -505,4 +505,99 @@ fn docs_show_each_example_policy_whole() {
             "docs/policy.md does not show examples/policies/{name} as it is"
         );
     }
+}
+
+#[test]
+fn check_judges_manifests_of_layout_index() {
+    let directory = TempDir::new().expect("temporary directory");
+    let root = directory.path();
+    let blobs = root.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("create blobs");
+    let put = |bytes: &[u8]| {
+        let digest = sha256(bytes);
+        std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes)
+            .expect("write blob");
+    };
+
+    // A component manifest and a Linux image manifest, listed by one index.
+    let component = fixtures::component();
+    let wasm_config = fixtures::to_bytes(&fixtures::component_config(&component));
+    let wasm_manifest = fixtures::to_bytes(&fixtures::manifest(
+        descriptor(WASM_CONFIG, &wasm_config),
+        vec![descriptor(WASM_LAYER, &component)],
+    ));
+    let image_config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let image_layer = b"a gzipped tar";
+    let image_manifest = fixtures::to_bytes(&fixtures::manifest(
+        descriptor(IMAGE_CONFIG, image_config),
+        vec![descriptor(IMAGE_LAYER, image_layer)],
+    ));
+    for bytes in [
+        &component[..],
+        &wasm_config,
+        &wasm_manifest,
+        image_config,
+        image_layer,
+        &image_manifest,
+    ] {
+        put(bytes);
+    }
+    let index = fixtures::to_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [descriptor(OCI_MANIFEST, &wasm_manifest), descriptor(OCI_MANIFEST, &image_manifest)],
+    }));
+    put(&index);
+    let mut entry = descriptor(OCI_INDEX, &index);
+    entry["annotations"] = json!({ "org.opencontainers.image.ref.name": "v1" });
+    std::fs::write(
+        root.join("index.json"),
+        fixtures::to_bytes(&json!({ "schemaVersion": 2, "manifests": [entry] })),
+    )
+    .expect("index.json");
+    std::fs::write(
+        root.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
+    let layout = root.display().to_string();
+    let policy = example("wasm-only.toml");
+
+    let run = wasmgate(&[
+        "check",
+        "--oci-layout",
+        &format!("{layout}:v1"),
+        "--policy",
+        &policy,
+        "--format",
+        "json",
+    ]);
+
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    let report = run.json();
+    let manifests = report["manifests"].as_array().expect("manifests");
+    assert_eq!(manifests.len(), 2, "{report:#}");
+    assert_eq!(manifests[0]["decision"], "allow", "{report:#}");
+    assert_eq!(manifests[1]["decision"], "deny", "{report:#}");
+    assert_eq!(
+        manifests[1]["violations"][0]["rule"],
+        "artifact-not-admitted"
+    );
+
+    // A manifest that only the index lists is selected by digest from the blobs.
+    let image_digest = sha256(&image_manifest);
+    let run = wasmgate(&[
+        "check",
+        "--oci-layout",
+        &format!("{layout}@{image_digest}"),
+        "--policy",
+        &policy,
+    ]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("[artifact-not-admitted]"),
+        "{}",
+        run.stdout
+    );
 }

@@ -113,10 +113,12 @@ pub async fn evaluate(
 
     let referrer_tag = matches!(reference, Reference::Tag(tag) if REFERRER_TAG.is_match(tag));
     evaluation.referrer = manifest.subject.is_some() || referrer_tag;
-    let legacy = manifest
-        .config
-        .as_ref()
-        .is_some_and(|config| LEGACY_CONFIGS.contains(&config.media_type.as_str()));
+    // Media types compare without regard to case, as the catalogs compare them.
+    let legacy = manifest.config.as_ref().is_some_and(|config| {
+        LEGACY_CONFIGS
+            .iter()
+            .any(|legacy| legacy.eq_ignore_ascii_case(&config.media_type))
+    });
     // A legacy artifact that the rule rewrites is admitted as what it becomes; one that the
     // rule rejects gets that rejection alone. Only the shapes that the rewrite handles become
     // `wasm`, so a legacy config type on other layers is judged by its own catalogs.
@@ -159,7 +161,7 @@ pub async fn evaluate(
             Err(error) => return Err(error),
         }
     } else if !rule.wasm.is_empty() {
-        check_other_wasm_layers(&rule.wasm, manifest, blobs, options, &mut violations).await?;
+        check_wasm_layers(&rule.wasm, manifest, blobs, options, &mut violations).await?;
     }
 
     for violation in &mut violations {
@@ -195,6 +197,18 @@ fn check_admission(
     };
     if *admitted == Admit::Any {
         return None;
+    }
+    if referrer && matches!(admitted, Admit::Catalogs(names) if names.is_empty()) {
+        return Some(
+            Rejection::manifest_invalid(
+                Rule::ReferrerNotAdmitted,
+                format!(
+                    "policy rule {:?} admits no referrers (signatures, SBOMs, attestations) here; push them to a repository whose rule admits them",
+                    rule.name
+                ),
+            )
+            .expected(json!({ "referrers": [] })),
+        );
     }
     if referrer
         && matches!(manifest.kind, Kind::OciIndex | Kind::DockerList)
@@ -337,7 +351,11 @@ async fn check_legacy(
     }
 
     // Only the shapes the rewrite understands: one binary layer besides copies of the config.
+    // Any other shape is forwarded unchanged, with every WebAssembly layer held to the rule.
     let Some(artifact) = rewrite::legacy_artifact(manifest) else {
+        if !rule.wasm.is_empty() {
+            check_wasm_layers(&rule.wasm, manifest, blobs, options, violations).await?;
+        }
         return Ok(());
     };
     let layer = &manifest.layers[artifact.layer_index];
@@ -372,49 +390,73 @@ async fn check_legacy(
         return Ok(());
     }
 
-    // Allowed unchanged: the binary is inspected only when a constraint needs it.
+    // Allowed unchanged: the binaries are inspected only when a constraint needs them.
     if rule.wasm.is_empty() {
         return Ok(());
     }
-    match wasm::inspect_layer(layer, artifact.layer_index, blobs, options).await {
-        Ok(inspection) => {
-            violations.extend(check_constraints(&rule.wasm, layer, &inspection, None));
-        }
-        Err(GateError::Rejected(rejection)) => violations.push(*rejection),
-        Err(error) => return Err(error),
-    }
-    Ok(())
+    check_wasm_layers(&rule.wasm, manifest, blobs, options, violations).await
 }
 
-/// WebAssembly layer types of layouts other than the CNCF and legacy ones: Spin applications
-/// and containerd runwasi images.
+/// WebAssembly layer types of Spin applications and containerd runwasi images; the legacy
+/// layouts' types are in [`rewrite::LEGACY_WASM_LAYERS`].
 const OTHER_WASM_LAYERS: &[&str] = &[
     "application/vnd.wasm.content.layer.v1+wasm",
     "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
     "application/vnd.bytecodealliance.wasm.module.layer.v0+wasm",
 ];
 
-/// Applies the rule's WebAssembly constraints to every WebAssembly layer of a Spin or runwasi
-/// artifact, inspecting each binary, so that these layouts cannot carry a component past a
-/// capability rule. Such artifacts have no CNCF config, so there is no `os` claim to check.
-async fn check_other_wasm_layers(
+/// Maximum number of WebAssembly layers inspected in one manifest. Spin applications have a
+/// few; a manifest with more is rejected rather than cost the registry one read per layer.
+pub const MAX_INSPECTED_LAYERS: usize = 64;
+
+/// Applies the rule's WebAssembly constraints to every WebAssembly layer of an artifact that
+/// is not in the CNCF layout (Spin, runwasi, and legacy shapes the rewrite does not handle),
+/// inspecting each binary, so that these layouts cannot carry a component past a capability
+/// rule. There is no CNCF config, so there is no `os` claim to check. Inspection stops at
+/// the first layer that breaks the rule.
+async fn check_wasm_layers(
     constraints: &WasmConstraints,
     manifest: &Manifest,
     blobs: &impl BlobSource,
     options: &WasmOptions<'_>,
     violations: &mut Vec<Rejection>,
 ) -> Result<(), GateError> {
-    for (index, layer) in manifest.layers.iter().enumerate() {
-        let media_type = layer.media_type.to_ascii_lowercase();
-        if !OTHER_WASM_LAYERS.contains(&media_type.as_str()) {
-            continue;
-        }
-        match wasm::inspect_layer(layer, index, blobs, options).await {
-            Ok(inspection) => {
-                violations.extend(check_constraints(constraints, layer, &inspection, None));
-            }
-            Err(GateError::Rejected(rejection)) => violations.push(*rejection),
+    let is_wasm_layer = |media_type: &str| {
+        OTHER_WASM_LAYERS
+            .iter()
+            .chain(rewrite::LEGACY_WASM_LAYERS)
+            .any(|known| known.eq_ignore_ascii_case(media_type))
+    };
+    let layers: Vec<(usize, &Descriptor)> = manifest
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, layer)| is_wasm_layer(&layer.media_type))
+        .collect();
+    if layers.len() > MAX_INSPECTED_LAYERS {
+        violations.push(
+            Rejection::manifest_invalid(
+                Rule::InspectionRequired,
+                format!(
+                    "the manifest has {} WebAssembly layers, and this gate inspects at most {MAX_INSPECTED_LAYERS} per manifest for the rule's WebAssembly constraints; split the artifact",
+                    layers.len()
+                ),
+            )
+            .at("$.layers")
+            .expected(MAX_INSPECTED_LAYERS)
+            .found(layers.len()),
+        );
+        return Ok(());
+    }
+    for (index, layer) in layers {
+        let found = match wasm::inspect_layer(layer, index, blobs, options).await {
+            Ok(inspection) => check_constraints(constraints, layer, &inspection, None),
+            Err(GateError::Rejected(rejection)) => vec![*rejection],
             Err(error) => return Err(error),
+        };
+        if !found.is_empty() {
+            violations.extend(found);
+            break;
         }
     }
     Ok(())

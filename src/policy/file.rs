@@ -147,12 +147,12 @@ pub(super) fn parse(text: &str, source: &str) -> Result<Policy, PolicyError> {
             earlier
                 .repositories
                 .iter()
-                .any(|glob| glob.as_str() == "**")
+                .any(RepositoryGlob::matches_every_repository)
         }) {
             return Err(locator.error(
                 table.get_ref().name.as_ref().map(Spanned::span),
                 format!(
-                    "rule {:?} can never apply, because rule {:?} before it matches every repository with \"**\"; move it above {:?}, or put the catch-all in [default]",
+                    "rule {:?} can never apply, because rule {:?} before it matches every repository; move it above {:?}, or put the catch-all in [default]",
                     rule.name, earlier.name, earlier.name
                 ),
             ));

@@ -94,6 +94,7 @@ impl Admit {
     pub fn describe(&self) -> String {
         match self {
             Self::Any => "any artifact".to_owned(),
+            Self::Catalogs(names) if names.is_empty() => "no catalog".to_owned(),
             Self::Catalogs(names) => names.join(", "),
         }
     }
@@ -199,6 +200,16 @@ impl Policy {
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
         use std::io::Read as _;
         let name = path.display().to_string();
+        // Only a regular file (or a link to one, as a mounted ConfigMap is): opening a FIFO
+        // would block the reload, and with it the task that runs it, until a writer came.
+        let metadata = std::fs::metadata(path).map_err(|error| {
+            PolicyError(format!("{name}: cannot read the policy file: {error}"))
+        })?;
+        if !metadata.is_file() {
+            return Err(PolicyError(format!(
+                "{name}: the policy file is not a regular file; point --policy at a TOML file"
+            )));
+        }
         let file = std::fs::File::open(path).map_err(|error| {
             PolicyError(format!("{name}: cannot read the policy file: {error}"))
         })?;

@@ -28,6 +28,14 @@ impl RepositoryGlob {
                 "repository glob {text:?} has an empty path component; write it as a repository name, such as \"team/*\" or \"prod/**\""
             ));
         }
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/*".contains(*c)))
+        {
+            return Err(format!(
+                "repository glob {text:?} contains {bad:?}, which no repository name can contain, so it would never match; names use lowercase letters, digits, '.', '_', '-' and '/'"
+            ));
+        }
         let mut components = Vec::new();
         for part in text.split('/') {
             if part == "**" {
@@ -48,6 +56,22 @@ impl RepositoryGlob {
 
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// Returns whether the glob matches every repository name: it is made of `**` and at
+    /// most one `*`, such as `**`, `**/*` or `*/**`.
+    pub fn matches_every_repository(&self) -> bool {
+        let any_depth = self
+            .components
+            .iter()
+            .filter(|component| **component == Component::AnyDepth)
+            .count();
+        let single = self
+            .components
+            .iter()
+            .filter(|component| matches!(component, Component::Segment(text) if text == "*"))
+            .count();
+        any_depth > 0 && single <= 1 && any_depth + single == self.components.len()
     }
 
     /// Returns whether `repository` matches. `prod/**` matches `prod/app` and `prod/a/b`,
@@ -173,8 +197,22 @@ mod tests {
     }
 
     #[test]
+    fn catch_all_globs() {
+        for text in ["**", "**/*", "*/**", "**/**", "**/*/**"] {
+            let glob = RepositoryGlob::parse(text).expect("valid glob");
+            assert!(glob.matches_every_repository(), "{text}");
+        }
+        for text in ["*", "*/*/**", "prod/**", "**/a"] {
+            let glob = RepositoryGlob::parse(text).expect("valid glob");
+            assert!(!glob.matches_every_repository(), "{text}");
+        }
+    }
+
+    #[test]
     fn invalid_repository_globs() {
-        for glob in ["", "/prod", "prod/", "a//b", "prod**", "a/**b"] {
+        for glob in [
+            "", "/prod", "prod/", "a//b", "prod**", "a/**b", "prod/a b", "prod/ä*", "a:b",
+        ] {
             assert!(RepositoryGlob::parse(glob).is_err(), "{glob:?}");
         }
     }

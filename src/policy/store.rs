@@ -111,25 +111,25 @@ pub fn watch_file(
     }
 }
 
-/// Listens for SIGHUP now and returns the task that reloads the policy on each one. The
-/// signal is registered before this returns, so a SIGHUP sent after startup is logged can
-/// never fall back to its default action, which ends the process. Without a policy file the
-/// task only logs the signal, so that `systemctl reload` or log rotation cannot end the gate.
+/// Registers for SIGHUP. Call it before the gate starts serving: from then on a SIGHUP can
+/// never fall back to its default action, which ends the process.
 #[cfg(unix)]
-pub fn reload_on_hangup(
-    store: Arc<PolicyStore>,
-) -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub fn listen_for_hangups() -> std::io::Result<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = signal(SignalKind::hangup())?;
-    Ok(async move {
-        while hangups.recv().await.is_some() {
-            if store.path().is_some() {
-                store.reload_and_log("SIGHUP");
-            } else {
-                tracing::info!(
-                    "SIGHUP received; the built-in policy is in force, so there is no policy file to reload"
-                );
-            }
+    signal(SignalKind::hangup())
+}
+
+/// Reloads the policy on each SIGHUP received through `hangups`. Without a policy file it
+/// only logs the signal, so that `systemctl reload` or log rotation cannot end the gate.
+#[cfg(unix)]
+pub async fn reload_on_hangup(store: Arc<PolicyStore>, mut hangups: tokio::signal::unix::Signal) {
+    while hangups.recv().await.is_some() {
+        if store.path().is_some() {
+            store.reload_and_log("SIGHUP");
+        } else {
+            tracing::info!(
+                "SIGHUP received; the built-in policy is in force, so there is no policy file to reload"
+            );
         }
-    })
+    }
 }

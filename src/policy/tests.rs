@@ -499,6 +499,106 @@ async fn legacy_config_on_other_layers_is_not_admitted_as_wasm() {
     assert!(evaluation.rewrite.is_none());
 }
 
+/// A legacy manifest with the given config type and one layer per binary.
+fn legacy_shape(config_type: &str, layers: &[(&str, &[u8])]) -> Push {
+    let config = b"{}".to_vec();
+    let mut blobs = MemoryBlobs::default();
+    blobs.insert(Bytes::from(config.clone()));
+    let mut descriptors = Vec::new();
+    for (media_type, bytes) in layers {
+        blobs.insert(Bytes::copy_from_slice(bytes));
+        descriptors.push(descriptor(media_type, bytes));
+    }
+    let document = json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_MANIFEST,
+        "config": descriptor(config_type, &config),
+        "layers": descriptors,
+    });
+    Push::from_document(document, blobs)
+}
+
+#[tokio::test]
+async fn legacy_shapes_cannot_skip_capability_rules() {
+    let sockets = component_importing("wasi:sockets/tcp@0.2.0");
+    let clean = component_importing("wasi:cli/environment@0.2.0");
+    let solo = "application/vnd.module.wasm.config.v1+json";
+    let layer = "application/vnd.wasm.content.layer.v1+wasm";
+    let shapes = [
+        // Two binaries: the rewrite does not handle the shape.
+        legacy_shape(solo, &[(layer, &clean), (layer, &sockets)]),
+        // Layer type in another letter case.
+        legacy_shape(
+            solo,
+            &[("Application/VND.Wasm.Content.Layer.V1+Wasm", &sockets)],
+        ),
+    ];
+    for legacy in ["allow", "rewrite"] {
+        let policy = policy(&format!(
+            "version = 1\n[default]\nlegacy = \"{legacy}\"\n[default.wasm.imports]\ndeny = [\"wasi:sockets/*\"]\n"
+        ));
+        for (index, push) in shapes.iter().enumerate() {
+            let evaluation = judge(&policy, "r", push).await;
+            assert_eq!(
+                rules_of(&evaluation),
+                [Rule::ImportDenied],
+                "{legacy}, shape {index}"
+            );
+        }
+    }
+
+    // A legacy config type in another letter case is still legacy.
+    let policy = policy("version = 1\n[default]\nlegacy = \"reject\"\n");
+    let push = legacy_shape(
+        "Application/Vnd.Module.Wasm.Config.V1+Json",
+        &[(layer, &clean)],
+    );
+    assert_eq!(
+        rules_of(&judge(&policy, "r", &push).await),
+        [Rule::LegacyRejected]
+    );
+}
+
+#[tokio::test]
+async fn too_many_wasm_layers_are_rejected_unread() {
+    let policy = policy("version = 1\n[default]\n[default.wasm]\nrequire-component = true\n");
+    let clean = component_importing("wasi:cli/environment@0.2.0");
+    let layers: Vec<(&str, &[u8])> = (0..=evaluate::MAX_INSPECTED_LAYERS)
+        .map(|_| ("application/vnd.wasm.content.layer.v1+wasm", &clean[..]))
+        .collect();
+    let push = legacy_shape(
+        "application/vnd.fermyon.spin.application.v1+config",
+        &layers,
+    );
+
+    let evaluation = judge(&policy, "r", &push).await;
+
+    assert_eq!(rules_of(&evaluation), [Rule::InspectionRequired]);
+}
+
+#[tokio::test]
+async fn empty_referrers_admit_no_referrer() {
+    let policy = policy("version = 1\n[default]\nadmit = [\"wasm\"]\nreferrers = []\n");
+
+    let evaluation = judge(&policy, "r", &Push::referrer("application/spdx+json")).await;
+
+    assert_eq!(rules_of(&evaluation), [Rule::ReferrerNotAdmitted]);
+    assert!(
+        evaluation.violations[0]
+            .message
+            .contains("admits no referrers"),
+        "{}",
+        evaluation.violations[0].message
+    );
+}
+
+#[test]
+fn policy_file_must_be_a_regular_file() {
+    let error = Policy::load(std::path::Path::new("/dev/null")).expect_err("not a regular file");
+
+    assert!(error.to_string().contains("not a regular file"), "{error}");
+}
+
 #[tokio::test]
 async fn audited_rewrite_with_violations_would_deny() {
     let policy = policy(
@@ -741,6 +841,16 @@ fn invalid_policies_name_line_and_key() {
             "version = 1\n[[rules]]\nname = \"all\"\nrepositories = [\"**\"]\n[[rules]]\nname = \"late\"\nrepositories = [\"prod/**\"]\n",
             "line 6",
             "rule \"late\" can never apply",
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"all\"\nrepositories = [\"*/**\"]\n[[rules]]\nname = \"late\"\nrepositories = [\"prod/**\"]\n",
+            "line 6",
+            "rule \"late\" can never apply",
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\nrepositories = [\"prod/a b\"]\n",
+            "line 4",
+            "no repository name can contain",
         ),
         (
             "version = 1\n[default]\nadmit = []\n",

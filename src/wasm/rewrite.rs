@@ -24,7 +24,7 @@ pub const LEGACY_CONFIGS: &[&str] = &[
 ];
 
 /// Layer media types that hold a WebAssembly binary in the legacy layouts.
-const LEGACY_WASM_LAYERS: &[&str] = &[
+pub const LEGACY_WASM_LAYERS: &[&str] = &[
     "application/vnd.wasm.content.layer.v1+wasm",
     "application/vnd.module.wasm.content.layer.v1+wasm",
     WASM_LAYER,
