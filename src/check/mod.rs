@@ -96,7 +96,7 @@ struct Artifact {
     body: Bytes,
     content_type: String,
     blobs: Blobs,
-    /// Where the artifact came from, for the report.
+    /// Origin of the artifact (a path, or a layout and digest), for the report.
     origin: String,
     tag: String,
     /// The digest it is pushed by, for the manifests an index lists, which clients push by

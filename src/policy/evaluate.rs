@@ -24,7 +24,7 @@ static REFERRER_TAG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^sha256-[0-9a-f]{64}(\.(sig|att|sbom))?$").expect("referrer tag pattern compiles")
 });
 
-/// What the policy decided for a push.
+/// The policy's decision on a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Forward the push.
@@ -410,8 +410,8 @@ const OTHER_WASM_LAYERS: &[&str] = &[
 pub const MAX_INSPECTED_LAYERS: usize = 64;
 
 /// Applies the rule's WebAssembly constraints to every WebAssembly layer of an artifact that
-/// is not in the CNCF layout (Spin, runwasi, and legacy shapes the rewrite does not handle),
-/// inspecting each binary, so that these layouts cannot carry a component past a capability
+/// is not in the CNCF layout: Spin, runwasi, and legacy shapes the rewrite does not handle.
+/// Each binary is inspected, so these layouts cannot carry a component past a capability
 /// rule. There is no CNCF config, so there is no `os` claim to check. Inspection stops at
 /// the first layer that breaks the rule.
 async fn check_wasm_layers(
