@@ -202,7 +202,7 @@ pub struct Rejection {
     pub path: Option<String>,
     pub expected: Option<Box<Value>>,
     pub found: Option<Box<Value>>,
-    /// What the policy rule that judged the push adds, when a policy rule did. Boxed to keep
+    /// Policy context of the rejection, when a policy rule judged the push. Boxed to keep
     /// `Result<_, Rejection>` small on the hot validation path.
     pub policy: Option<Box<PolicyContext>>,
 }

@@ -32,7 +32,7 @@ enum Decision {
     },
 }
 
-/// What the audit event of a push reports, filled in as the push proceeds.
+/// Fields of a push's audit event, filled in as the push proceeds.
 #[derive(Default)]
 struct AuditRecord {
     digest: Option<Digest>,
@@ -349,24 +349,20 @@ const MAX_WARNING_BYTES: usize = 4096;
 /// Maximum length of one warning text; a longer one is cut and ends in "...".
 const MAX_WARNING_TEXT_BYTES: usize = 1024;
 
-/// Room kept in [`MAX_WARNING_BYTES`] for the note that counts the warnings left out.
-const OMITTED_NOTE_BYTES: usize = 96;
-
 /// Adds one `Warning: 299 - "<text>"` header per warning, up to [`MAX_WARNING_BYTES`] in all.
 /// A warning longer than [`MAX_WARNING_TEXT_BYTES`] is cut, and when the rest do not fit, a
 /// last warning counts those left out, so a client never mistakes a cut list for a
 /// whole one. The log and the audit event keep every warning whole.
 fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     let mut total = 0;
+    // Room for the note: no count it could carry is longer than the number of warnings.
+    let note_room = omitted_note(warnings.len()).len();
     for (index, warning) in warnings.iter().enumerate() {
         let value = warning_value(warning);
-        let remaining = warnings.len() - index - 1;
-        let reserve = if remaining > 0 { OMITTED_NOTE_BYTES } else { 0 };
+        let last = index + 1 == warnings.len();
+        let reserve = if last { 0 } else { note_room };
         if total + value.len() + reserve > MAX_WARNING_BYTES {
-            let note = format!(
-                "299 - \"{} more warnings left out to keep the headers under {MAX_WARNING_BYTES} bytes; the gate's log has all of them\"",
-                warnings.len() - index
-            );
+            let note = omitted_note(warnings.len() - index);
             if let Ok(note) = HeaderValue::from_str(&note) {
                 headers.append(header::WARNING, note);
             }
@@ -377,6 +373,14 @@ fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
             headers.append(header::WARNING, value);
         }
     }
+}
+
+/// Formats the last warning, which counts the `omitted` warnings that did not fit.
+fn omitted_note(omitted: usize) -> String {
+    let noun = if omitted == 1 { "warning" } else { "warnings" };
+    format!(
+        "299 - \"{omitted} more {noun} left out to keep the headers under {MAX_WARNING_BYTES} bytes; the gate's log has all of them\""
+    )
 }
 
 /// Formats one warning as a header value: quotes, backslashes, control and non-ASCII
@@ -511,6 +515,38 @@ mod tests {
             )
         );
         assert!(added[0].starts_with("299 - \"violation 0: "));
+    }
+
+    #[test]
+    fn warnings_never_exceed_the_cap() {
+        for length in (1..=1100).step_by(7) {
+            for count in [2, 5, 17, 200] {
+                let warnings = vec!["w".repeat(length); count];
+                let mut headers = HeaderMap::new();
+
+                add_warnings(&mut headers, &warnings);
+
+                let added = values(&headers);
+                let total: usize = added.iter().map(String::len).sum();
+                assert!(
+                    total <= MAX_WARNING_BYTES,
+                    "{count} x {length}: {total} bytes"
+                );
+                let left_out = added
+                    .iter()
+                    .filter(|value| value.contains("left out"))
+                    .count();
+                let shown = added.len() - left_out;
+                assert!(left_out <= 1, "{count} x {length}");
+                assert_eq!(shown + usize::from(left_out == 1) * (count - shown), count);
+            }
+        }
+    }
+
+    #[test]
+    fn one_left_out_warning_is_singular() {
+        assert!(omitted_note(1).starts_with("299 - \"1 more warning left out"));
+        assert!(omitted_note(2).starts_with("299 - \"2 more warnings left out"));
     }
 
     #[test]

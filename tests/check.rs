@@ -47,26 +47,6 @@ fn example(name: &str) -> String {
         .to_string()
 }
 
-/// Builds a component with one instance import per name in `imports` and one exported
-/// instance.
-fn component_with(imports: &[&str], export: &str) -> Vec<u8> {
-    let imports: String = imports
-        .iter()
-        .map(|name| format!("  (import \"{name}\" (instance (type $empty)))\n"))
-        .collect();
-    let text = format!(
-        r#"(component
-  (type $empty (instance (export "f" (func (result u32)))))
-{imports}  (core module $m (func (export "handle") (result i32) i32.const 0))
-  (core instance $i (instantiate $m))
-  (func $handle (result (result)) (canon lift (core func $i "handle")))
-  (instance $e (export "handle" (func $handle)))
-  (export "{export}" (instance $e))
-)"#
-    );
-    wat::parse_str(text).expect("component WAT compiles")
-}
-
 fn write(directory: &TempDir, name: &str, bytes: &[u8]) -> String {
     let path = directory.path().join(name);
     std::fs::write(&path, bytes).expect("write file");

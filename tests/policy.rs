@@ -37,42 +37,33 @@ async fn gate_with_policy(registry: &Registry, policy: Policy) -> String {
 
 /// Pushes a Helm chart (config and one layer) under `tag`.
 async fn push_helm(gate: &str, repository: &str, tag: &str) -> Reply {
+    push_helm_with(gate, repository, tag, &[]).await
+}
+
+/// Pushes a Helm chart under `tag`, sending `headers` with the manifest.
+async fn push_helm_with(
+    gate: &str,
+    repository: &str,
+    tag: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
     let config = br#"{"name":"demo","version":"0.1.0","apiVersion":"v2"}"#;
     let chart = b"not really a gzipped chart";
     push_blob(gate, repository, config).await;
     push_blob(gate, repository, chart).await;
-    let manifest = fixtures::manifest(
+    let manifest = fixtures::to_bytes(&fixtures::manifest(
         descriptor(HELM_CONFIG, config),
         vec![descriptor(HELM_CHART, chart)],
-    );
-    put_manifest(
-        gate,
-        repository,
-        tag,
-        OCI_MANIFEST,
-        fixtures::to_bytes(&manifest),
+    ));
+    let mut all = vec![("content-type", OCI_MANIFEST)];
+    all.extend_from_slice(headers);
+    support::send(
+        http::Method::PUT,
+        &format!("{gate}/v2/{repository}/manifests/{tag}"),
+        &all,
+        wasmgate::body::full(manifest),
     )
     .await
-}
-
-/// Builds a component with one instance import per name in `imports` and one exported
-/// instance.
-fn component_with(imports: &[&str], export: &str) -> Vec<u8> {
-    let imports: String = imports
-        .iter()
-        .map(|name| format!("  (import \"{name}\" (instance (type $empty)))\n"))
-        .collect();
-    let text = format!(
-        r#"(component
-  (type $empty (instance (export "f" (func (result u32)))))
-{imports}  (core module $m (func (export "handle") (result i32) i32.const 0))
-  (core instance $i (instantiate $m))
-  (func $handle (result (result)) (canon lift (core func $i "handle")))
-  (instance $e (export "handle" (func $handle)))
-  (export "{export}" (instance $e))
-)"#
-    );
-    wat::parse_str(text).expect("component WAT compiles")
 }
 
 /// Pushes `layer` in the CNCF layout with a config that states its imports and exports.
@@ -648,28 +639,6 @@ async fn policy_file_change_reloads() {
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
 }
 
-/// Pushes a Helm chart under `tag`, sending `authorization` with the manifest.
-async fn push_helm_as(gate: &str, repository: &str, tag: &str, authorization: &str) -> Reply {
-    let config = br#"{"name":"demo","version":"0.1.0","apiVersion":"v2"}"#;
-    let chart = b"not really a gzipped chart";
-    push_blob(gate, repository, config).await;
-    push_blob(gate, repository, chart).await;
-    let manifest = fixtures::to_bytes(&fixtures::manifest(
-        descriptor(HELM_CONFIG, config),
-        vec![descriptor(HELM_CHART, chart)],
-    ));
-    support::send(
-        http::Method::PUT,
-        &format!("{gate}/v2/{repository}/manifests/{tag}"),
-        &[
-            ("content-type", OCI_MANIFEST),
-            ("authorization", authorization),
-        ],
-        wasmgate::body::full(manifest),
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_events_name_user_but_not_credentials() {
     use base64::Engine as _;
@@ -691,11 +660,23 @@ async fn audit_events_name_user_but_not_credentials() {
         }
     };
 
-    let reply = push_helm_as(&served.url, "charts/a", "1", &format!("Basic {basic}")).await;
+    let reply = push_helm_with(
+        &served.url,
+        "charts/a",
+        "1",
+        &[("authorization", &format!("Basic {basic}"))],
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
     let denied = served.wait_for("manifest push", is_push_of("charts/a"));
 
-    let reply = push_helm_as(&served.url, "trial/a", "1", &format!("Bearer {jwt}")).await;
+    let reply = push_helm_with(
+        &served.url,
+        "trial/a",
+        "1",
+        &[("authorization", &format!("Bearer {jwt}"))],
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     let audited = served.wait_for("manifest push", is_push_of("trial/a"));
 

@@ -52,8 +52,8 @@ pub(super) fn read_document(path: &Path, what: &str) -> Result<Vec<u8>, String> 
     Ok(bytes)
 }
 
-/// The media type a manifest file announces: its `mediaType` field, else an OCI index when
-/// it has `manifests`, else an OCI image manifest.
+/// Returns the media type a manifest file declares: its `mediaType` field, else an OCI
+/// index when it has `manifests`, else an OCI image manifest.
 pub(super) fn content_type_of(body: &[u8]) -> String {
     let document: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     if let Some(media_type) = document["mediaType"].as_str() {
@@ -121,9 +121,9 @@ fn listed_digests(body: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Builds the config and manifest that `wkg oci push` (0.16) writes for a file: os wasip2
-/// with the decoded world for a component, and, as wkg does, also wasip2 with an empty
-/// world for a core module; one `application/wasm` layer titled with the file name.
+/// Builds the config and manifest that `wkg oci push` (0.16) writes for a file. The config
+/// has os wasip2 and the decoded world, which is empty for a core module, as wkg writes it.
+/// The manifest has one `application/wasm` layer titled with the file name.
 pub(super) fn wrap_wasm(path: &Path, tag: &str) -> Result<Artifact, String> {
     let layer =
         read_file(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;

@@ -15,7 +15,7 @@ use crate::error::{GateError, PolicyContext, Rejection, Rule};
 use crate::manifest::{Descriptor, Kind, Manifest};
 use crate::route::Reference;
 use crate::wasm::inspect::BinaryKind;
-use crate::wasm::rewrite::{self, LEGACY_CONFIGS, Rewrite};
+use crate::wasm::rewrite::{self, Rewrite};
 use crate::wasm::{self, BlobSource, Inspection, Os, WasmOptions};
 
 /// Tags under which registries without the referrers API keep referrers: the OCI fallback
@@ -113,12 +113,10 @@ pub async fn evaluate(
 
     let referrer_tag = matches!(reference, Reference::Tag(tag) if REFERRER_TAG.is_match(tag));
     evaluation.referrer = manifest.subject.is_some() || referrer_tag;
-    // Media types compare without regard to case, as the catalogs compare them.
-    let legacy = manifest.config.as_ref().is_some_and(|config| {
-        LEGACY_CONFIGS
-            .iter()
-            .any(|legacy| legacy.eq_ignore_ascii_case(&config.media_type))
-    });
+    let legacy = manifest
+        .config
+        .as_ref()
+        .is_some_and(|config| rewrite::is_legacy_config(&config.media_type));
     // A legacy artifact that the rule rewrites is admitted as what it becomes; one that the
     // rule rejects gets that rejection alone. Only the shapes that the rewrite handles become
     // `wasm`, so a legacy config type on other layers is judged by its own catalogs.
@@ -422,10 +420,10 @@ async fn check_wasm_layers(
     violations: &mut Vec<Rejection>,
 ) -> Result<(), GateError> {
     let is_wasm_layer = |media_type: &str| {
-        OTHER_WASM_LAYERS
-            .iter()
-            .chain(rewrite::LEGACY_WASM_LAYERS)
-            .any(|known| known.eq_ignore_ascii_case(media_type))
+        rewrite::is_legacy_wasm_layer(media_type)
+            || OTHER_WASM_LAYERS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(media_type))
     };
     let layers: Vec<(usize, &Descriptor)> = manifest
         .layers

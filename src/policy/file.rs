@@ -1,5 +1,5 @@
 //! The policy file format: TOML read with unknown keys rejected, then checked for what the
-//! TOML types cannot say (catalog names that exist, globs that parse), with the file, line
+//! TOML types cannot express (catalog names that exist, globs that parse), with the file, line
 //! and key in every error.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -29,7 +29,7 @@ pub const DEFAULT_POLICY: &str = include_str!("default.toml");
 /// A loaded, validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// Where the policy came from: a file path, or "built-in default".
+    /// Origin of the policy: a file path, or "built-in default".
     pub source: String,
     pub catalogs: Vec<Catalog>,
     pub rules: Vec<PolicyRule>,
@@ -37,7 +37,7 @@ pub struct Policy {
     pub default: PolicyRule,
 }
 
-/// What a rule does with a push that breaks it.
+/// Effect of a rule on a push that breaks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -59,7 +59,7 @@ impl Mode {
     }
 }
 
-/// What a rule does with a legacy WebAssembly artifact.
+/// Handling of legacy WebAssembly artifacts under a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Legacy {
@@ -186,7 +186,7 @@ pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
 
 impl Policy {
     /// Returns the built-in default policy; `rewrite_legacy` turns on the legacy rewrite, as
-    /// `--rewrite-legacy` asks for.
+    /// `--rewrite-legacy` requests.
     pub fn builtin(rewrite_legacy: bool) -> Self {
         let mut policy =
             Self::parse(DEFAULT_POLICY, "built-in default").expect("the built-in policy is valid");

@@ -114,7 +114,7 @@ impl Push {
         Self::from_document(document, blobs)
     }
 
-    /// An OCI 1.1 artifact attached to `subject`, as `oras attach` pushes it.
+    /// Builds an OCI 1.1 artifact attached to `subject`, as `oras attach` pushes it.
     fn referrer(artifact_type: &str) -> Self {
         let empty = b"{}".to_vec();
         let payload = b"{\"spdxVersion\":\"SPDX-2.3\"}".to_vec();
@@ -478,7 +478,7 @@ async fn legacy_rewrite_is_admitted_as_what_it_becomes() {
 }
 
 #[tokio::test]
-async fn legacy_config_on_other_layers_is_not_admitted_as_wasm() {
+async fn legacy_config_on_archive_not_admitted() {
     let policy = policy("version = 1\n[default]\nadmit = [\"wasm\"]\nlegacy = \"rewrite\"\n");
     let config = b"{}".to_vec();
     let archive = b"a tar archive".to_vec();
@@ -499,7 +499,7 @@ async fn legacy_config_on_other_layers_is_not_admitted_as_wasm() {
     assert!(evaluation.rewrite.is_none());
 }
 
-/// A legacy manifest with the given config type and one layer per binary.
+/// Builds a legacy manifest with the given config type and one layer per binary.
 fn legacy_shape(config_type: &str, layers: &[(&str, &[u8])]) -> Push {
     let config = b"{}".to_vec();
     let mut blobs = MemoryBlobs::default();
@@ -547,15 +547,23 @@ async fn legacy_shapes_cannot_skip_capability_rules() {
         }
     }
 
-    // A legacy config type in another letter case is still legacy.
-    let policy = policy("version = 1\n[default]\nlegacy = \"reject\"\n");
+    // A legacy config type in another letter case is still legacy, rejected or rewritten.
     let push = legacy_shape(
         "Application/Vnd.Module.Wasm.Config.V1+Json",
         &[(layer, &clean)],
     );
+    let rejecting = policy("version = 1\n[default]\nlegacy = \"reject\"\n");
     assert_eq!(
-        rules_of(&judge(&policy, "r", &push).await),
+        rules_of(&judge(&rejecting, "r", &push).await),
         [Rule::LegacyRejected]
+    );
+    let rewriting = policy("version = 1\n[default]\nlegacy = \"rewrite\"\n");
+    let rewritten = judge(&rewriting, "r", &push).await;
+    assert_eq!(
+        rewritten.decision,
+        Decision::Rewrite,
+        "{:?}",
+        rewritten.violations
     );
 }
 
@@ -654,7 +662,7 @@ async fn runwasi_and_spin_layers_meet_capability_rules() {
 }
 
 #[tokio::test]
-async fn os_rule_reads_the_binary_not_only_the_config() {
+async fn os_rule_reads_the_binary() {
     let policy = policy("version = 1\n[default.wasm]\nos = [\"wasip2\"]\n");
     // A core module whose config claims wasip2, as wkg writes it.
     let module = core_module();

@@ -73,7 +73,7 @@ pub fn is_wasm(manifest: &Manifest) -> bool {
         .map(|config| config.media_type.as_str());
     // A legacy config type marks a legacy artifact even when its layer is `application/wasm`;
     // those are rewritten or forwarded unchanged, never checked against the CNCF rules.
-    if config_type.is_some_and(|media_type| rewrite::LEGACY_CONFIGS.contains(&media_type)) {
+    if config_type.is_some_and(rewrite::is_legacy_config) {
         return false;
     }
     config_type.is_some_and(|media_type| media_type.eq_ignore_ascii_case(WASM_CONFIG))
@@ -83,14 +83,14 @@ pub fn is_wasm(manifest: &Manifest) -> bool {
             .any(|layer| layer.media_type.eq_ignore_ascii_case(WASM_LAYER))
 }
 
-/// What the checks of a valid WebAssembly artifact found.
+/// Findings of the checks of a valid WebAssembly artifact.
 #[derive(Debug, Clone)]
 pub struct Findings {
     /// Problems that do not reject the push.
     pub warnings: Vec<String>,
     /// The config's claims, checked against the layer.
     pub claims: ConfigClaims,
-    /// What the layer is.
+    /// Inspection of the layer: its kind and decoded world.
     pub inspection: Inspection,
 }
 

@@ -23,6 +23,21 @@ pub const LEGACY_CONFIGS: &[&str] = &[
     "application/vnd.wasmcloud.actor.archive.config",
 ];
 
+/// Returns whether `media_type` is a legacy config type, compared without regard to letter
+/// case as the catalogs and the CNCF detection compare media types.
+pub fn is_legacy_config(media_type: &str) -> bool {
+    LEGACY_CONFIGS
+        .iter()
+        .any(|legacy| legacy.eq_ignore_ascii_case(media_type))
+}
+
+/// Returns whether `media_type` is a layer type that holds a legacy WebAssembly binary.
+pub fn is_legacy_wasm_layer(media_type: &str) -> bool {
+    LEGACY_WASM_LAYERS
+        .iter()
+        .any(|layer| layer.eq_ignore_ascii_case(media_type))
+}
+
 /// Layer media types that hold a WebAssembly binary in the legacy layouts.
 pub const LEGACY_WASM_LAYERS: &[&str] = &[
     "application/vnd.wasm.content.layer.v1+wasm",
@@ -52,16 +67,16 @@ pub struct LegacyArtifact {
 /// a second module) means the manifest is not rewritten.
 pub fn legacy_artifact(manifest: &Manifest) -> Option<LegacyArtifact> {
     let config = manifest.config.as_ref()?;
-    if manifest.kind != Kind::OciManifest || !LEGACY_CONFIGS.contains(&config.media_type.as_str()) {
+    if manifest.kind != Kind::OciManifest || !is_legacy_config(&config.media_type) {
         return None;
     }
     let mut binaries = manifest
         .layers
         .iter()
         .enumerate()
-        .filter(|(_, layer)| layer.media_type != config.media_type);
+        .filter(|(_, layer)| !layer.media_type.eq_ignore_ascii_case(&config.media_type));
     let (layer_index, layer) = binaries.next()?;
-    if binaries.next().is_some() || !LEGACY_WASM_LAYERS.contains(&layer.media_type.as_str()) {
+    if binaries.next().is_some() || !is_legacy_wasm_layer(&layer.media_type) {
         return None;
     }
     Some(LegacyArtifact {
@@ -78,7 +93,7 @@ pub struct Rewrite {
     pub manifest: Bytes,
     pub original_digest: Digest,
     pub stored_digest: Digest,
-    /// What the legacy layer is, from its full inspection.
+    /// Full inspection of the legacy layer.
     pub inspection: inspect::Inspection,
     /// `os` of the new config.
     pub os: super::Os,

@@ -31,6 +31,26 @@ pub const COMPONENT_WAT: &str = r#"
 
 pub const MODULE_WAT: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
 
+/// Builds a component with one instance import per name in `imports` and one exported
+/// instance.
+pub fn component_with(imports: &[&str], export: &str) -> Vec<u8> {
+    let imports: String = imports
+        .iter()
+        .map(|name| format!("  (import \"{name}\" (instance (type $empty)))\n"))
+        .collect();
+    let text = format!(
+        r#"(component
+  (type $empty (instance (export "f" (func (result u32)))))
+{imports}  (core module $m (func (export "handle") (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (func $handle (result (result)) (canon lift (core func $i "handle")))
+  (instance $e (export "handle" (func $handle)))
+  (export "{export}" (instance $e))
+)"#
+    );
+    wat::parse_str(text).expect("component WAT compiles")
+}
+
 pub fn component() -> Vec<u8> {
     wat::parse_str(COMPONENT_WAT).expect("component WAT compiles")
 }
